@@ -1,0 +1,80 @@
+"""Config checks that run before any work starts: each mistake becomes one `UserError` line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nexus.adapter import ACTIVATIONS, INITS
+from nexus.errors import UserError
+from nexus.pai import FORWARD_FUNCTIONS, MODES, OPTIMIZERS
+
+# Keys that say where or how a run is recorded, not what it computes.
+NOT_CONFIGURATION = ("seed", "paths", "logger", "hydra", "resume")
+
+
+def configuration(config: dict) -> dict:
+    """The configuration a run belongs to: everything but the seed and bookkeeping."""
+    return {k: v for k, v in config.items() if k not in NOT_CONFIGURATION}
+
+
+def configuration_id(config: dict) -> str:
+    return hashlib.sha1(json.dumps(configuration(config), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _number(cfg, key: str, kind, minimum, strict: bool = False):
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise UserError(f"{key}={value!r}: expected {'an integer' if kind is int else 'a number'}")
+    if value < minimum or (strict and value == minimum):
+        raise UserError(f"{key}={value}: must be {'>' if strict else '>='} {minimum}")
+
+
+def _choice(cfg, key: str, options) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in options:
+        raise UserError(f"{key}={value!r}: choose one of {', '.join(map(str, options))}")
+
+
+def check(cfg: DictConfig) -> None:
+    """Values a composed config must have; raises UserError naming the first bad key."""
+    job_keys = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # hydra's own ??? are Hydra's
+    missing = sorted(OmegaConf.missing_keys(job_keys))
+    if missing:
+        raise UserError(f"{missing[0]} is required (no value given)")
+    _number(cfg, "train.lr", float, 0, strict=True)
+    _number(cfg, "train.batch_size", int, 1)
+    _number(cfg, "train.max_epochs", int, 1)
+    _number(cfg, "train.weight_decay", float, 0)
+    _number(cfg, "seed", int, 0)
+    _choice(cfg, "train.optimizer", OPTIMIZERS)
+    _choice(cfg, "train.device", ("auto", "cpu", "cuda"))
+    _choice(cfg, "pai.mode", MODES)
+    _choice(cfg, "pai.forward_function", FORWARD_FUNCTIONS)
+    for key in ("n_epochs_to_switch", "fixed_switch_num", "first_fixed_switch_num", "max_dendrites",
+                "max_dendrite_tries", "history_lookback"):
+        _number(cfg, f"pai.{key}", int, 0)
+    _choice(cfg, "model.adapter.init", INITS)
+    _choice(cfg, "model.adapter.activation", ACTIVATIONS)
+    _number(cfg, "model.adapter.out_features", int, 1)
+    _number(cfg, "model.max_seq_length", int, 1)
+    _choice(cfg, "logger.backend", ("wandb", "none"))
+    if cfg.logger.backend == "wandb":
+        _choice(cfg, "logger.mode", ("offline", "online", "disabled"))
+    for split in ("train", "val", "test"):
+        limit = cfg.data.limit[split]
+        if limit is not None:
+            _number(cfg, f"data.limit.{split}", int, 1)
+
+
+def check_writable(folder: str, key: str) -> None:
+    """The nearest existing parent of `folder` must be a writable directory."""
+    path = Path(folder).expanduser().absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir() or not os.access(path, os.W_OK):
+        raise UserError(f"{key}: cannot write to {path}")

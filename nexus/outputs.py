@@ -1,0 +1,53 @@
+"""What a finished run leaves besides its logs: predictions, the reloadable model, the plot."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nexus.adapter import Adapter  # noqa: E402
+from nexus.data import Pairs  # noqa: E402
+
+
+def write_predictions(path: Path, pairs: Pairs, predictions: np.ndarray) -> None:
+    """One row per data row, in data order: `row` (0-based), `line` (in the source file), gold, pred."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "line", "gold", "pred"])
+        for row, (line, gold, pred) in enumerate(zip(pairs.lines, pairs.scores, predictions)):
+            writer.writerow([row, int(line), f"{gold:.6f}", f"{pred:.6f}"])
+
+
+def save_model(path: Path, backbone, layers) -> None:
+    """backbone modules + Adapter as one SentenceTransformer folder."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(modules=[*backbone.children(), Adapter(layers.cpu())], device="cpu")
+    model.max_seq_length = backbone.max_seq_length
+    model.save(str(path))
+
+
+def plot_training(path: Path, history: list[dict], events: list[dict], zero_shot_val: float) -> None:
+    """Train loss and dev Spearman per epoch; dashed lines where PAI added dendrites."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(epochs, [r["train/loss"] for r in history], marker="o")
+    ax_loss.set(title="train loss (cosine MSE)", xlabel="epoch")
+    ax_val.plot(epochs, [r["val/spearman"] for r in history], marker="o", label="dev Spearman")
+    ax_val.axhline(zero_shot_val, color="grey", linestyle=":", label="zero-shot")
+    ax_val.set(title="dev Spearman", xlabel="epoch")
+    for ax in (ax_loss, ax_val):
+        for i, event in enumerate(e for e in events if e["kind"] == "dendrites_added"):
+            ax.axvline(event["epoch"], color="tab:red", linestyle="--", alpha=0.6,
+                       label="dendrites added" if (ax is ax_val and i == 0) else None)
+    ax_val.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,173 @@
+"""Dendrite growth: one small interface over "no PAI" (baseline) and Perforated AI's tracker.
+
+The training loop asks a `Growth` object for an optimizer, tells it each epoch's dev score, and
+gets back the (possibly new) network, optimizer, what happened, and whether training is done.
+perforatedai is imported only when a PAI mode is chosen, so a baseline run never touches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+MODES = ("disabled", "history", "fixed", "every_epoch", "no_switch")
+FORWARD_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+PAI_FOLDER = "pai"  # PAI's save_name: its graphs, CSVs and snapshots, inside the run folder
+
+
+@dataclass
+class Decision:
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    event: str | None  # "dendrites_added" | "reloaded_best" | None
+    complete: bool
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+class NoGrowth:
+    """Baseline: a plain optimizer, never restructures; the epoch cap ends the run."""
+
+    mode = "disabled"
+
+    def __init__(self, train_cfg):
+        self.train_cfg = train_cfg
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        return net
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        opt_class = OPTIMIZERS[self.train_cfg.optimizer]
+        return opt_class(net.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay)
+
+    def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
+        return Decision(net, optimizer, None, False)
+
+    def state(self, net: nn.Module) -> dict:
+        return {"pai/mode": self.mode, "pai/dendrites": 0, "pai/params": count_params(net)}
+
+    def finish(self, net: nn.Module) -> nn.Module:
+        return net
+
+
+class PAIGrowth:
+    """Perforated AI's dendrites. All PAI calls run with the run folder as working directory
+    (PAI writes relative to it) and with PAI's chatty console output sent to pai/console.log."""
+
+    def __init__(self, pai_cfg, train_cfg, run_dir: Path, device: str):
+        self.cfg = pai_cfg
+        self.train_cfg = train_cfg
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.mode = pai_cfg.mode
+        (self.run_dir / PAI_FOLDER).mkdir(parents=True, exist_ok=True)
+        self.log_path = self.run_dir / PAI_FOLDER / "console.log"
+
+    @contextlib.contextmanager
+    def _inside_run_dir(self):
+        with open(self.log_path, "a") as log, contextlib.chdir(self.run_dir), contextlib.redirect_stdout(log):
+            yield
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        from perforatedai import globals_perforatedai as GPA
+        from perforatedai import utils_perforatedai as UPA
+
+        self._reset_globals(GPA)
+        pc = GPA.pc
+        switch_modes = {
+            "history": pc.DOING_HISTORY,
+            "fixed": pc.DOING_FIXED_SWITCH,
+            "every_epoch": pc.DOING_SWITCH_EVERY_TIME,
+            "no_switch": pc.DOING_NO_SWITCH,
+        }
+        pc.set_switch_mode(switch_modes[self.mode])
+        pc.set_n_epochs_to_switch(int(self.cfg.n_epochs_to_switch))
+        pc.set_history_lookback(int(self.cfg.history_lookback))
+        pc.set_initial_history_after_switches(int(self.cfg.initial_history_after_switches))
+        pc.set_fixed_switch_num(int(self.cfg.fixed_switch_num))
+        pc.set_first_fixed_switch_num(int(self.cfg.first_fixed_switch_num))
+        pc.set_max_dendrites(int(self.cfg.max_dendrites))
+        pc.set_max_dendrite_tries(int(self.cfg.max_dendrite_tries))
+        pc.set_improvement_threshold([float(x) for x in self.cfg.improvement_threshold])
+        pc.set_improvement_threshold_raw([float(x) for x in self.cfg.improvement_threshold_raw])
+        pc.set_candidate_weight_initialization_multiplier(float(self.cfg.candidate_weight_init_multiplier))
+        pc.set_pai_forward_function(FORWARD_FUNCTIONS[self.cfg.forward_function])
+        pc.set_find_best_lr(bool(self.cfg.find_best_lr))
+        pc.set_device(self.device)
+        pc.set_verbose(False)
+        # Unattended runs: the default capacity test would silently replace the experiment,
+        # and unconfirmed settings stop in an interactive prompt or pdb.
+        pc.set_testing_dendrite_capacity(False)
+        pc.set_configuration_confirmed(True)
+        pc.set_unwrapped_modules_confirmed(True)
+        pc.set_weight_decay_accepted(True)
+        with self._inside_run_dir():
+            net = UPA.perforate_model(net, save_name=PAI_FOLDER, maximizing_score=True)
+            GPA.pai_tracker.set_optimizer(OPTIMIZERS[self.train_cfg.optimizer])
+        return net.to(self.device)
+
+    @staticmethod
+    def _reset_globals(GPA) -> None:
+        # PAI keeps its settings and tracker in module globals: start every run from scratch,
+        # so runs in one process (Hydra multirun) equal runs in separate processes.
+        GPA.pc = GPA.PAIConfig()
+        GPA.pai_tracker = []
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        from perforatedai import globals_perforatedai as GPA
+
+        args = {"params": net.parameters(), "lr": self.train_cfg.lr, "weight_decay": self.train_cfg.weight_decay}
+        with self._inside_run_dir():
+            optimizer, _ = GPA.pai_tracker.setup_optimizer(net, args, {})
+        return optimizer
+
+    def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
+        from perforatedai import globals_perforatedai as GPA
+
+        dendrites_before = self._dendrites()
+        with self._inside_run_dir():
+            # PAI compares scores relative and absolute: give it Spearman on a 0..100 scale.
+            net, restructured, complete = GPA.pai_tracker.add_validation_score(100.0 * score, net)
+        event = None
+        if restructured:
+            # A restructure is either new dendrites or PAI reloading an earlier best model;
+            # either way the old optimizer points at dead parameters.
+            net = net.to(self.device)
+            event = "dendrites_added" if self._dendrites() > dendrites_before else "reloaded_best"
+            optimizer = self.make_optimizer(net)
+        return Decision(net, optimizer, event, bool(complete))
+
+    def _dendrites(self) -> int:
+        from perforatedai import globals_perforatedai as GPA
+
+        return int(GPA.pai_tracker.member_vars["num_dendrites_added"])
+
+    def state(self, net: nn.Module) -> dict:
+        from perforatedai import globals_perforatedai as GPA
+        from perforatedai import utils_perforatedai as UPA
+
+        return {
+            "pai/mode": str(GPA.pai_tracker.member_vars["mode"]),
+            "pai/dendrites": self._dendrites(),
+            "pai/params": int(UPA.count_params(net)),
+        }
+
+    def finish(self, net: nn.Module) -> nn.Module:
+        """The network without PAI's training scaffolding, ready to save and reload."""
+        from perforatedai import utils_perforatedai as UPA
+
+        with self._inside_run_dir():
+            return UPA.prepare_final_model(net)
+
+
+def make_growth(pai_cfg, train_cfg, run_dir: Path, device: str):
+    if pai_cfg.mode == "disabled":
+        return NoGrowth(train_cfg)
+    return PAIGrowth(pai_cfg, train_cfg, run_dir, device)

@@ -1,0 +1,68 @@
+"""Compose and check every job of a command line before Hydra starts any of them."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+from nexus.backbone import resolve_backbone
+from nexus.config import check, check_writable
+from nexus.data import load_splits
+from nexus.errors import UserError
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of each job Hydra would launch (sweeps like seed=0,1,2 expanded)."""
+    if not multirun:
+        return [overrides]
+    # Hydra's own expansion, so we check exactly the jobs its basic sweeper would run.
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def describe_composition_error(err: Exception) -> str:
+    if isinstance(err, MissingConfigException) and err.options:
+        group = (err.missing_cfg_file or "").split("/")[0]
+        return f"unknown option for '{group}' ({err}); choose one of {', '.join(sorted(err.options))}".replace("\n", " ")
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    if key:
+        return f"unknown config key '{key}'"
+    return " ".join(str(err).split())
+
+
+def preflight(config_dir: str, argv: list[str]) -> None:
+    """Raise UserError for the first job whose config, data, model or output folder is bad."""
+    if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
+        return  # --help, --cfg, -cn ...: Hydra's own business
+    multirun = any(a in MULTIRUN_FLAGS for a in argv)
+    overrides = [a for a in argv if a not in MULTIRUN_FLAGS]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            jobs = job_overrides(overrides, multirun)
+            checked_data, checked_models = set(), set()
+            for job in jobs:
+                cfg = compose(config_name="config", overrides=job, return_hydra_config=True)
+                check(cfg)
+                run_dir = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
+                check_writable(run_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+                check_writable(cfg.paths.cache_dir, "paths.cache_dir")
+                model_key = (cfg.model.name_or_path, cfg.model.allow_download)
+                if model_key not in checked_models:
+                    resolve_backbone(*model_key)
+                    checked_models.add(model_key)
+                data_key = repr(cfg.data)
+                if data_key not in checked_data:
+                    load_splits(cfg.data)
+                    checked_data.add(data_key)
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException) as err:
+        raise UserError(describe_composition_error(err)) from None
+    finally:
+        GlobalHydra.instance().clear()

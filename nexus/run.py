@@ -1,0 +1,145 @@
+"""One run, start to finish: the stages in the order they happen. launch.py calls `run`."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from nexus.adapter import build_layers
+from nexus.backbone import fingerprint, load_backbone
+from nexus.cache import EmbeddingCache
+from nexus.config import configuration_id
+from nexus.data import Pairs, load_splits
+from nexus.evaluate import EncodedPairs, correlations, cosine_predictions
+from nexus.outputs import plot_training, save_model, write_predictions
+from nexus.pai import make_growth
+from nexus.tracking import RunLog
+from nexus.train import fit
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str, device: str) -> dict[str, EncodedPairs]:
+    """Every sentence through the frozen backbone once (cached on disk across runs)."""
+    cache = EmbeddingCache(cache_dir, fingerprint(backbone))
+
+    def encode(sentences: list[str]) -> np.ndarray:
+        print(f"encoding {len(sentences)} new sentences (cached for later runs)")
+        return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
+                               convert_to_numpy=True, show_progress_bar=True)
+
+    # One cache call for all splits: a single progress bar, a single shard.
+    sentences = [s for pairs in splits.values() for s in (*pairs.sentences1, *pairs.sentences2)]
+    vectors = torch.from_numpy(cache.embed(sentences, encode)).to(device)
+    encoded, start = {}, 0
+    for name, pairs in splits.items():
+        n = len(pairs)
+        encoded[name] = EncodedPairs(vectors[start:start + n], vectors[start + n:start + 2 * n],
+                                     torch.from_numpy(pairs.scores).to(device))
+        start += 2 * n
+    return encoded
+
+
+def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict) -> None:
+    """Fills `summary` as it goes, so a failure still reports what was reached."""
+    device = pick_device(cfg.train.device)
+    seed_everything(cfg.seed)
+
+    # 1. Data: STS-B (or the user's pairs), scores scaled to 0..1
+    splits = load_splits(cfg.data)
+
+    # 2. Frozen backbone -> embeddings, each sentence encoded once and cached on disk
+    backbone = load_backbone(cfg.model, device)
+    inputs = encode_splits(splits, backbone, cfg.model, cfg.paths.cache_dir, device)
+
+    # 3. Zero-shot reference: the backbone's own cosine similarities
+    for split in ("val", "test"):
+        summary[f"zero_shot/{split}_spearman"] = correlations(cosine_predictions(None, inputs[split]),
+                                                              splits[split].scores)[0]
+    log.log_start(summary)
+    print(f"zero-shot: dev Spearman {summary['zero_shot/val_spearman']:.4f}, "
+          f"test {summary['zero_shot/test_spearman']:.4f}")
+
+    # 4. Adapter, grown by PAI unless pai=disabled
+    growth = make_growth(cfg.pai, cfg.train, run_dir, device)
+    net = growth.prepare(build_layers(inputs["train"].emb1.shape[1], cfg.model.adapter).to(device))
+
+    # 5. Epochs: train, dev Spearman, PAI decision
+    history, events = [], []
+
+    def on_epoch(record: dict, kinds: list[str], net_after) -> None:
+        state = growth.state(net_after)
+        new = [{"epoch": record["epoch"], "kind": kind, "dendrites": state["pai/dendrites"],
+                "params": state["pai/params"]} for kind in kinds]
+        history.append(record)
+        events.extend(new)
+        log.log_epoch(record, new)
+        marks = "".join(f"  [{e['kind']}: {e['dendrites']} dendrites, {e['params']:,} params]" for e in new)
+        print(f"epoch {record['epoch']:3d}  loss {record['train/loss']:.5f}  dev Spearman "
+              f"{record['val/spearman']:.4f}  {record['pai/mode']}  {record['time/epoch_s']:.2f}s{marks}")
+
+    result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch)
+
+    # 6. The best-dev model: test once, save predictions, model and plot
+    best_net = growth.finish(result.best_net)
+    for split in ("val", "test"):
+        predictions = cosine_predictions(best_net, inputs[split])
+        write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)
+        if split == "test":
+            summary["test/spearman"], summary["test/pearson"] = correlations(predictions, splits[split].scores)
+    save_model(run_dir / "model", backbone, best_net)
+    plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
+    summary.update({
+        "best/val_spearman": result.best_record["val/spearman"],
+        "best/epoch": result.best_epoch,
+        "pai/dendrites": result.best_record["pai/dendrites"],
+        "pai/params": result.best_record["pai/params"],
+        "pai/restructures": sum(e["kind"] != "training_complete" for e in events),
+        "epochs": result.epochs_run,
+    })
+
+
+def run(cfg, run_dir: str | Path) -> dict:
+    """Train and evaluate one configuration in `run_dir`; returns summary.json's content."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary = {"status": "running", "reason": None, "experiment": cfg.experiment, "seed": int(cfg.seed),
+               "pai": cfg.pai.mode, "configuration_id": configuration_id(OmegaConf.to_container(cfg, resolve=True))}
+    log = RunLog(cfg, run_dir)
+    try:
+        train_and_evaluate(cfg, run_dir, log, summary)
+        summary["status"] = "completed"
+    except KeyboardInterrupt:
+        summary.update(status="interrupted", reason="interrupted by the user")
+        raise
+    except Exception as err:
+        summary.update(status="failed", reason=f"{type(err).__name__}: {err}")
+        (run_dir / "error.log").write_text(traceback.format_exc())
+        print(f"run failed: {summary['reason']} (traceback in {run_dir / 'error.log'})", file=sys.stderr)
+    finally:
+        summary["time/total_s"] = time.perf_counter() - started
+        summary["config"] = OmegaConf.to_container(cfg, resolve=True)
+        log.log_end(summary)
+    if summary["status"] == "completed":
+        print(f"done in {summary['time/total_s']:.1f}s: best dev Spearman {summary['best/val_spearman']:.4f} "
+              f"(epoch {summary['best/epoch']}), test {summary['test/spearman']:.4f}, "
+              f"{summary['pai/dendrites']} dendrites -> {run_dir}")
+    return summary
