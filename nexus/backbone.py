@@ -38,7 +38,9 @@ def resolve_backbone(name_or_path: str, allow_download: bool = False) -> str:
 
 def load_backbone(model_cfg, device: str):
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # weight loading/saving bars; encoding keeps its own
     model = SentenceTransformer(resolve_backbone(model_cfg.name_or_path, model_cfg.allow_download), device=device)
     model.max_seq_length = int(model_cfg.max_seq_length)
     model.eval()

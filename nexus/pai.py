@@ -100,6 +100,7 @@ class PAIGrowth:
         pc.set_candidate_weight_initialization_multiplier(float(self.cfg.candidate_weight_init_multiplier))
         pc.set_pai_forward_function(FORWARD_FUNCTIONS[self.cfg.forward_function])
         pc.set_find_best_lr(bool(self.cfg.find_best_lr))
+        pc.set_test_saves(bool(self.cfg.save_snapshots))
         pc.set_device(self.device)
         pc.set_verbose(False)
         # Unattended runs: the default capacity test would silently replace the experiment,
