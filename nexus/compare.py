@@ -278,8 +278,9 @@ def load_wandb_runs(path: str) -> list[Run]:
     """Runs of a W&B project (entity/project) or sweep (entity/project/sweep_id) via wandb.Api().
 
     Summary, config and history map onto the run-folder structures; test predictions come from the
-    run's uploaded file predictions/test.csv when the training job saved it. Any failure to reach or
-    read W&B becomes a one-line CompareError.
+    run's file predictions/test.csv, which exists only if the training job uploaded it (wandb.save);
+    without it the run counts as lacking predictions. Any failure to reach or read W&B becomes a
+    one-line CompareError.
     """
     parts = path.strip("/").split("/")
     if len(parts) not in (2, 3) or not all(parts):
@@ -308,7 +309,10 @@ def _run_from_wandb(wandb_run: Any) -> Run:
     summary.setdefault("status", state_to_status.get(wandb_run.state, wandb_run.state))
     run = Run(source=f"wandb:{'/'.join(wandb_run.path)}", summary=summary, config=config_of(summary))
     if run.status == COMPLETED:
-        run.metrics = [row for row in wandb_run.scan_history() if "epoch" in row]
+        # epoch -1 holds the zero-shot numbers; a restructure is marked on its epoch's row
+        history = [r for r in wandb_run.scan_history() if isinstance(r.get("epoch"), (int, float)) and r["epoch"] >= 0]
+        run.metrics = history
+        run.events = [{"epoch": r["epoch"], "kind": r["pai/restructure"]} for r in history if r.get("pai/restructure")]
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 wandb_run.file("predictions/test.csv").download(root=tmp, replace=True)

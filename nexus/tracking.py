@@ -92,7 +92,7 @@ class WandbRun:
 
     def log_epoch(self, record: dict, events: list[dict]) -> None:
         self.events.extend(events)
-        marks = {"pai/restructure": events[-1]["kind"]} if events else {}
+        marks = {"pai/restructure": "+".join(e["kind"] for e in events)} if events else {}
         self.run.log({**record, **marks})
 
     def log_end(self, summary: dict) -> None:
@@ -103,6 +103,8 @@ class WandbRun:
                   for name, file in (("training_results", "training_results.png"), ("pai/graph", "pai/pai.png"))
                   if (self.run_dir / file).is_file()}
         self.run.log({"pai/events": table, **images})
+        if (self.run_dir / "predictions").is_dir():  # what nexus-compare --wandb reads back
+            self.run.save(str(self.run_dir / "predictions" / "*.csv"), base_path=str(self.run_dir), policy="now")
         self.run.summary.update({k: v for k, v in summary.items() if k != "config"})
         if self.log_model and (self.run_dir / "model").is_dir():
             artifact = wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"status": summary["status"]})
