@@ -1,0 +1,99 @@
+"""The embedding cache: each sentence encoded once, reused across runs and processes, never torn."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nexus.backbone import fingerprint, load_backbone
+from nexus.cache import EmbeddingCache
+
+SENTENCES = ["A plane is taking off.", "An air plane is taking off.", "A man is playing a flute.",
+             "A man is playing a flute."]
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"name_or_path": "sentence-transformers/all-MiniLM-L6-v2", "allow_download": False,
+                            "max_seq_length": 256})
+    return load_backbone(cfg, "cpu")
+
+
+class CountingEncoder:
+    def __init__(self, backbone):
+        self.backbone, self.calls = backbone, []
+
+    def __call__(self, sentences):
+        self.calls.append(list(sentences))
+        return self.backbone.encode(sentences, convert_to_numpy=True)
+
+
+def test_second_lookup_does_not_call_the_encoder(tmp_path, backbone):
+    encoder = CountingEncoder(backbone)
+    first = EmbeddingCache(tmp_path, fingerprint(backbone)).embed(SENTENCES, encoder)
+    # a new cache object, as a later run or another process would make
+    second = EmbeddingCache(tmp_path, fingerprint(backbone)).embed(SENTENCES, encoder)
+    assert encoder.calls == [SENTENCES[:3]]  # duplicates encoded once, the second lookup not at all
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, backbone.encode(SENTENCES), atol=1e-6)
+
+
+def test_only_new_sentences_are_encoded(tmp_path, backbone):
+    encoder = CountingEncoder(backbone)
+    cache = EmbeddingCache(tmp_path, fingerprint(backbone))
+    cache.embed(SENTENCES[:2], encoder)
+    cache.embed(SENTENCES, encoder)
+    assert encoder.calls == [SENTENCES[:2], SENTENCES[2:3]]
+
+
+def test_key_depends_on_max_seq_length(backbone):
+    before = fingerprint(backbone)
+    backbone.max_seq_length = 128
+    try:
+        assert fingerprint(backbone) != before
+    finally:
+        backbone.max_seq_length = 256
+
+
+def test_corrupt_shard_is_detected_and_rebuilt(tmp_path, backbone):
+    encoder = CountingEncoder(backbone)
+    cache = EmbeddingCache(tmp_path, fingerprint(backbone))
+    good = cache.embed(SENTENCES, encoder)
+    (shard,) = cache.dir.glob("shard-*.npz")
+    shard.write_bytes(shard.read_bytes()[:-100])  # a truncated file
+    again = cache.embed(SENTENCES, encoder)
+    assert len(encoder.calls) == 2
+    np.testing.assert_allclose(again, good, atol=1e-6)
+
+
+RACE = """
+import sys
+from nexus.backbone import fingerprint, load_backbone
+from nexus.cache import EmbeddingCache
+from omegaconf import OmegaConf
+backbone = load_backbone(OmegaConf.create({"name_or_path": "sentence-transformers/all-MiniLM-L6-v2",
+                                           "allow_download": False, "max_seq_length": 256}), "cpu")
+sentences = [f"sentence number {i} about a cat" for i in range(200)]
+def encode(batch):
+    print("encoded", len(batch), flush=True)
+    return backbone.encode(batch, convert_to_numpy=True)
+vectors = EmbeddingCache(sys.argv[1], fingerprint(backbone)).embed(sentences, encode)
+print("sum", float(vectors.sum()))
+"""
+
+
+def test_two_processes_racing_build_one_cache(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(out.count("encoded 200") for out in outputs) == 1  # the lock made the other one wait and reuse
+    sums = {line for out in outputs for line in out.splitlines() if line.startswith("sum")}
+    assert len(sums) == 1
+    (folder,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
+    assert len(list(folder.glob("shard-*.npz"))) == 1
+    assert not list(folder.glob(".*.tmp*"))
