@@ -51,6 +51,7 @@ def check(cfg: DictConfig) -> None:
     _number(cfg, "train.max_epochs", int, 1)
     _number(cfg, "train.weight_decay", float, 0)
     _number(cfg, "seed", int, 0)
+    _choice(cfg, "resume", ("auto", True, False))
     _choice(cfg, "train.optimizer", OPTIMIZERS)
     _choice(cfg, "train.device", ("auto", "cpu", "cuda"))
     _choice(cfg, "pai.mode", MODES)

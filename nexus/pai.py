@@ -56,6 +56,12 @@ class NoGrowth:
     def finish(self, net: nn.Module) -> nn.Module:
         return net
 
+    def checkpoint_state(self) -> None:
+        return None
+
+    def restore(self, state) -> None:
+        pass
+
 
 class PAIGrowth:
     """Perforated AI's dendrites. All PAI calls run with the run folder as working directory
@@ -120,6 +126,19 @@ class PAIGrowth:
         # so runs in one process (Hydra multirun) equal runs in separate processes.
         GPA.pc = GPA.PAIConfig()
         GPA.pai_tracker = []
+
+    def checkpoint_state(self) -> dict:
+        """PAI's settings and tracker, pickled together with the network they point into."""
+        from perforatedai import globals_perforatedai as GPA
+
+        return {"settings": GPA.pc, "tracker": GPA.pai_tracker}
+
+    def restore(self, state: dict) -> None:
+        # PAI's own load_system does not bring back its graph history (its next graph crashes),
+        # so a resumed run gets the pickled tracker itself.
+        from perforatedai import globals_perforatedai as GPA
+
+        GPA.pc, GPA.pai_tracker = state["settings"], state["tracker"]
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         from perforatedai import globals_perforatedai as GPA

@@ -6,7 +6,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
+from pathlib import Path
+
 from nexus.backbone import resolve_backbone
+from nexus.checkpoint import CHECKPOINT_FILE
 from nexus.config import check, check_writable
 from nexus.data import load_splits
 from nexus.errors import UserError
@@ -54,6 +57,8 @@ def preflight(config_dir: str, argv: list[str]) -> None:
                 run_dir = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
                 check_writable(run_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
                 check_writable(cfg.paths.cache_dir, "paths.cache_dir")
+                if cfg.resume is True and not multirun and not (Path(run_dir) / CHECKPOINT_FILE).is_file():
+                    raise UserError(f"resume=true: no checkpoint in {run_dir}")
                 model_key = (cfg.model.name_or_path, cfg.model.allow_download)
                 if model_key not in checked_models:
                     resolve_backbone(*model_key)

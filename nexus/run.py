@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -15,13 +17,14 @@ from omegaconf import OmegaConf
 from nexus.adapter import build_layers
 from nexus.backbone import fingerprint, load_backbone
 from nexus.cache import EmbeddingCache
+from nexus.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
 from nexus.evaluate import EncodedPairs, correlations, cosine_predictions
 from nexus.outputs import plot_training, save_model, write_predictions
 from nexus.pai import make_growth
 from nexus.tracking import RunLog
-from nexus.train import fit
+from nexus.train import StopRequested, fit
 
 
 def seed_everything(seed: int) -> None:
@@ -57,7 +60,8 @@ def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str,
     return encoded
 
 
-def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict) -> None:
+def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: dict | None,
+                       stop: threading.Event) -> None:
     """Fills `summary` as it goes, so a failure still reports what was reached."""
     device = pick_device(cfg.train.device)
     seed_everything(cfg.seed)
@@ -77,12 +81,23 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict) -> None:
     print(f"zero-shot: dev Spearman {summary['zero_shot/val_spearman']:.4f}, "
           f"test {summary['zero_shot/test_spearman']:.4f}")
 
-    # 4. Adapter, grown by PAI unless pai=disabled
+    # 4. Adapter, grown by PAI unless pai=disabled (or the network and PAI state of a resumed run)
     growth = make_growth(cfg.pai, cfg.train, run_dir, device)
-    net = growth.prepare(build_layers(inputs["train"].emb1.shape[1], cfg.model.adapter).to(device))
+    if resumed:
+        growth.restore(resumed["growth"])
+        net = resumed["net"].to(device)
+        print(f"resuming after epoch {resumed['epoch']}")
+    else:
+        net = growth.prepare(build_layers(inputs["train"].emb1.shape[1], cfg.model.adapter).to(device))
 
-    # 5. Epochs: train, dev Spearman, PAI decision
-    history, events = [], []
+    # 5. Epochs: train, dev Spearman, PAI decision; a checkpoint after each
+    history = list(resumed["history"]) if resumed else []
+    events = list(resumed["events"]) if resumed else []
+    config = OmegaConf.to_container(cfg, resolve=True)
+
+    def save_state(state: dict) -> None:
+        save_checkpoint(run_dir, {**state, "history": history, "events": events, "config": config,
+                                  "wandb_id": log.wandb_id})
 
     def on_epoch(record: dict, kinds: list[str], net_after) -> None:
         state = growth.state(net_after)
@@ -95,10 +110,11 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict) -> None:
         print(f"epoch {record['epoch']:3d}  loss {record['train/loss']:.5f}  dev Spearman "
               f"{record['val/spearman']:.4f}  {record['pai/mode']}  {record['time/epoch_s']:.2f}s{marks}")
 
-    result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch)
+    result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch,
+                 save_state, resumed, stop.is_set)
 
     # 6. The best-dev model: test once, save predictions, model and plot
-    best_net = growth.finish(result.best_net)
+    best_net = growth.finish(result.best.net)
     for split in ("val", "test"):
         predictions = cosine_predictions(best_net, inputs[split])
         write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)
@@ -107,10 +123,10 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict) -> None:
     save_model(run_dir / "model", backbone, best_net)
     plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
     summary.update({
-        "best/val_spearman": result.best_record["val/spearman"],
-        "best/epoch": result.best_epoch,
-        "pai/dendrites": result.best_record["pai/dendrites"],
-        "pai/params": result.best_record["pai/params"],
+        "best/val_spearman": result.best.record["val/spearman"],
+        "best/epoch": result.best.epoch,
+        "pai/dendrites": result.best.record["pai/dendrites"],
+        "pai/params": result.best.record["pai/params"],
         "pai/restructures": sum(e["kind"] != "training_complete" for e in events),
         "epochs": result.epochs_run,
     })
@@ -121,12 +137,23 @@ def run(cfg, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    resumed = load_checkpoint(run_dir, cfg.resume, config)
     summary = {"status": "running", "reason": None, "experiment": cfg.experiment, "seed": int(cfg.seed),
-               "pai": cfg.pai.mode, "configuration_id": configuration_id(OmegaConf.to_container(cfg, resolve=True))}
-    log = RunLog(cfg, run_dir)
+               "pai": cfg.pai.mode, "configuration_id": configuration_id(config)}
+    log = RunLog(cfg, run_dir, resumed)
+    stop = threading.Event()
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        # Schedulers preempt with SIGTERM: finish the current batch, keep the last checkpoint, exit.
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        train_and_evaluate(cfg, run_dir, log, summary)
+        train_and_evaluate(cfg, run_dir, log, summary, resumed, stop)
         summary["status"] = "completed"
+        remove_checkpoint(run_dir)
+    except StopRequested:
+        summary.update(status="interrupted", reason="stopped by SIGTERM; run the same command again to resume")
+        print(f"run stopped: {summary['reason']} ({run_dir})", file=sys.stderr)
     except KeyboardInterrupt:
         summary.update(status="interrupted", reason="interrupted by the user")
         raise
@@ -135,8 +162,10 @@ def run(cfg, run_dir: str | Path) -> dict:
         (run_dir / "error.log").write_text(traceback.format_exc())
         print(f"run failed: {summary['reason']} (traceback in {run_dir / 'error.log'})", file=sys.stderr)
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         summary["time/total_s"] = time.perf_counter() - started
-        summary["config"] = OmegaConf.to_container(cfg, resolve=True)
+        summary["config"] = config
         log.log_end(summary)
     if summary["status"] == "completed":
         print(f"done in {summary['time/total_s']:.1f}s: best dev Spearman {summary['best/val_spearman']:.4f} "

@@ -36,10 +36,11 @@ def describe(cfg) -> dict:
 
 
 class LocalFiles:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resumed: dict | None):
         self.run_dir = run_dir
-        (run_dir / "metrics.jsonl").write_text("")
-        (run_dir / "events.jsonl").write_text("")
+        # A resumed run restarts its logs from the checkpoint: epochs logged after it are redone.
+        for name, rows in (("metrics.jsonl", "history"), ("events.jsonl", "events")):
+            (run_dir / name).write_text("".join(json.dumps(r) + "\n" for r in (resumed or {}).get(rows, [])))
 
     def log_start(self, summary: dict) -> None:
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
@@ -60,15 +61,18 @@ class LocalFiles:
 class WandbRun:
     """One W&B run per job (offline unless the user says online), files inside the run folder."""
 
-    def __init__(self, cfg, run_dir: Path):
+    def __init__(self, cfg, run_dir: Path, resumed: dict | None):
         import wandb
 
         self.wandb = wandb
         self.run_dir = run_dir
         self.log_model = bool(cfg.logger.log_model)
-        self.events: list[dict] = []
+        self.events: list[dict] = list((resumed or {}).get("events", []))
         names = describe(cfg)
+        resume_id = (resumed or {}).get("wandb_id")
         self.run = wandb.init(
+            id=resume_id,
+            resume="allow" if resume_id else None,
             project=cfg.logger.project,
             entity=cfg.logger.entity,
             name=cfg.logger.run_name or names["run_name"],
@@ -116,10 +120,14 @@ class WandbRun:
 class RunLog:
     """Fans each record out to every sink; a failing W&B sink is dropped with a warning."""
 
-    def __init__(self, cfg, run_dir: Path):
-        self.sinks: list = [LocalFiles(run_dir)]
+    def __init__(self, cfg, run_dir: Path, resumed: dict | None = None):
+        self.sinks: list = [LocalFiles(run_dir, resumed)]
         if cfg.logger.backend == "wandb":
-            self._guard(lambda: self.sinks.append(WandbRun(cfg, run_dir)), "init")
+            self._guard(lambda: self.sinks.append(WandbRun(cfg, run_dir, resumed)), "init")
+
+    @property
+    def wandb_id(self) -> str | None:
+        return next((s.run.id for s in self.sinks if isinstance(s, WandbRun)), None)
 
     def _guard(self, call, what: str) -> None:
         try:

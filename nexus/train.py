@@ -1,13 +1,19 @@
-"""The epoch loop on encoded pairs: train, score on dev, let the growth policy decide, keep the best."""
+"""The epoch loop on encoded pairs: train, score on dev, let the growth policy decide, keep the best.
+
+After every epoch the loop hands its whole state to `save_state` (the caller writes the
+checkpoint), and it can start from such a state, so a killed run continues where it stopped.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,59 +24,98 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the run is failed, not finished."""
 
 
+class StopRequested(Exception):
+    """A scheduler asked the run to stop (SIGTERM): leave it resumable from its last checkpoint."""
+
+
+@dataclass
+class Best:
+    net: nn.Module
+    epoch: int
+    record: dict
+
+
 @dataclass
 class FitResult:
-    best_net: nn.Module
-    best_epoch: int
-    best_record: dict
+    best: Best
     epochs_run: int
 
 
-def train_one_epoch(net, optimizer, train: EncodedPairs, batch_size: int, generator: torch.Generator) -> float:
+def train_one_epoch(net, optimizer, train: EncodedPairs, batch_size: int, generator: torch.Generator,
+                    stop_requested: Callable[[], bool] = lambda: False) -> float:
     """Cosine-similarity MSE (sentence-transformers' CosineSimilarityLoss) over shuffled batches."""
     net.train()
     order = torch.randperm(len(train), generator=generator).to(train.scores.device)
-    total, seen = 0.0, 0
+    total = torch.zeros((), device=train.scores.device)
     for start in range(0, len(train), batch_size):
+        if stop_requested():
+            raise StopRequested
         batch = order[start:start + batch_size]
         similarity = torch.cosine_similarity(net(train.emb1[batch]), net(train.emb2[batch]))
         loss = nn.functional.mse_loss(similarity, train.scores[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(batch)
-        seen += len(batch)
+        total += loss.detach() * len(batch)
     net.eval()
-    return total / seen
+    return total.item() / len(train)
+
+
+def global_rng() -> dict:
+    """Process-wide random states: PAI draws new dendrites' initial weights from them."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def restore_global_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
 
 
 def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: int,
-        on_epoch: Callable[[dict, list[str], nn.Module], None]) -> FitResult:
+        on_epoch: Callable[[dict, list[str], nn.Module], None],
+        save_state: Callable[[dict], None] = lambda state: None,
+        resume_state: dict | None = None,
+        stop_requested: Callable[[], bool] = lambda: False) -> FitResult:
     """Run epochs until max_epochs or until PAI says training is complete.
 
     `on_epoch(record, events, net)` receives each epoch's metrics (named as in the design),
     the PAI events that followed it, and the network after PAI's decision.
     """
     generator = torch.Generator().manual_seed(seed)
+    best = Best(copy.deepcopy(net), -1, {"val/spearman": -math.inf})
+    first_epoch = 0
+    if resume_state is not None:
+        net, best, first_epoch = resume_state["net"], resume_state["best"], resume_state["epoch"] + 1
+        generator.set_state(resume_state["generator"])
+        restore_global_rng(resume_state["global_rng"])
     optimizer = growth.make_optimizer(net)
-    best = FitResult(copy.deepcopy(net), -1, {"val/spearman": -math.inf}, 0)
-    for epoch in range(int(train_cfg.max_epochs)):
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        if resume_state["complete"]:
+            return FitResult(best, first_epoch)
+
+    epoch = first_epoch - 1
+    for epoch in range(first_epoch, int(train_cfg.max_epochs)):
         started = time.perf_counter()
-        loss = train_one_epoch(net, optimizer, train, int(train_cfg.batch_size), generator)
+        loss = train_one_epoch(net, optimizer, train, int(train_cfg.batch_size), generator, stop_requested)
         if not math.isfinite(loss):
             raise TrainingDiverged(f"train/loss is {loss} at epoch {epoch}")
         spearman, pearson = correlations(cosine_predictions(net, val), val.scores.cpu().numpy())
         record = {"epoch": epoch, "train/loss": loss, "val/spearman": spearman, "val/pearson": pearson,
                   **growth.state(net)}
-        if spearman > best.best_record["val/spearman"]:
+        if spearman > best.record["val/spearman"]:
             # Copy before PAI's decision: the decision may restructure this very object.
-            best = FitResult(copy.deepcopy(net), epoch, record, 0)
+            best = Best(copy.deepcopy(net), epoch, record)
         decision = growth.after_epoch(spearman, net, optimizer)
         record["time/epoch_s"] = time.perf_counter() - started
         net, optimizer = decision.net, decision.optimizer
         events = ([decision.event] if decision.event else []) + (["training_complete"] if decision.complete else [])
         on_epoch(record, events, net)
-        best.epochs_run = epoch + 1
+        # One object for everything PAI links together (its tracker points into the network).
+        save_state({"epoch": epoch, "net": net, "optimizer": optimizer.state_dict(), "best": best,
+                    "generator": generator.get_state(), "global_rng": global_rng(), "complete": decision.complete,
+                    "growth": growth.checkpoint_state()})
         if decision.complete:
             break
-    return best
+    return FitResult(best, epoch + 1)

@@ -1,0 +1,37 @@
+"""The run's checkpoint: written atomically after every epoch, removed when the run completes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from nexus.config import configuration
+from nexus.errors import UserError
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    tmp = run_dir / f".{CHECKPOINT_FILE}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, run_dir / CHECKPOINT_FILE)  # a kill mid-write leaves the previous checkpoint intact
+
+
+def load_checkpoint(run_dir: Path, resume, config: dict) -> dict | None:
+    """The state to continue from, per `resume` (auto | true | false), or None to start fresh."""
+    path = run_dir / CHECKPOINT_FILE
+    if resume is False or not path.is_file():
+        if resume is True:
+            raise UserError(f"resume=true: no checkpoint in {run_dir}")
+        return None
+    # Our own file, written by save_checkpoint: it pickles PAI's objects, so a full unpickle.
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    if configuration(state["config"]) != configuration(config) or state["config"]["seed"] != config["seed"]:
+        raise UserError(f"{path} was written by another configuration; use resume=false to start over")
+    return state
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)

@@ -1,0 +1,99 @@
+"""Faults injected for real: SIGKILL and SIGTERM mid-run, then resume; determinism."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, launch, read_json, read_jsonl
+from nexus.tracking import read_offline_run
+
+# Slow enough to be killed mid-run: batch size 1 over 400 pairs, 12 epochs.
+BASELINE = ["+experiment=smoke", "data.limit.train=400", "train.batch_size=1", "train.max_epochs=12"]
+# PAI's per-epoch work makes every epoch take about a second.
+DENDRITIC = ["+experiment=smoke", "pai=fixed", "train.max_epochs=6", "pai.max_dendrites=2"]
+
+
+def start(run_dir, args):
+    return subprocess.Popen([sys.executable, str(REPO / "launch.py"), *args, f"hydra.run.dir={run_dir}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(run_dir, n, proc, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        metrics = run_dir / "metrics.jsonl"
+        if (run_dir / "checkpoint.pt").exists() and metrics.exists() and len(read_jsonl(metrics)) >= n:
+            return
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for epochs")
+
+
+def without_times(rows):
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def comparable(summary):
+    return {k: v for k, v in summary.items() if k not in ("time/total_s", "config")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uninterrupted")
+    assert launch(*BASELINE, "logger=none", f"hydra.run.dir={root / 'baseline'}") == 0
+    assert launch(*DENDRITIC, "logger=none", f"hydra.run.dir={root / 'dendritic'}") == 0
+    return root
+
+
+@pytest.mark.parametrize("kind", ["baseline", "dendritic"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted, kind):
+    args = [*(BASELINE if kind == "baseline" else DENDRITIC), "logger=none"]
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, args)
+    wait_for_epochs(run_dir, 2, proc)
+    proc.kill()
+    proc.wait()
+    assert read_json(run_dir / "summary.json")["status"] == "running"  # not mistaken for a finished run
+    assert launch(*args, f"hydra.run.dir={run_dir}") == 0  # resume=auto finds the checkpoint
+    reference = uninterrupted / kind
+    assert without_times(read_jsonl(run_dir / "metrics.jsonl")) == without_times(read_jsonl(reference / "metrics.jsonl"))
+    assert read_jsonl(run_dir / "events.jsonl") == read_jsonl(reference / "events.jsonl")
+    assert comparable(read_json(run_dir / "summary.json")) == comparable(read_json(reference / "summary.json"))
+    assert not (run_dir / "checkpoint.pt").exists()
+
+
+def test_sigterm_checkpoints_and_exits_resumable(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, [*BASELINE, "logger.log_model=false"])
+    wait_for_epochs(run_dir, 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "stopped by SIGTERM" in err
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "interrupted"
+    assert (run_dir / "checkpoint.pt").exists()
+    assert launch(*BASELINE, "logger.log_model=false", "resume=true", f"hydra.run.dir={run_dir}") == 0
+    reference = uninterrupted / "baseline"
+    assert without_times(read_jsonl(run_dir / "metrics.jsonl")) == without_times(read_jsonl(reference / "metrics.jsonl"))
+    assert comparable(read_json(run_dir / "summary.json")) == comparable(read_json(reference / "summary.json"))
+    # the W&B run continues under the same id
+    ids = {r["run"]["run_id"] for d in (run_dir / "wandb").glob("offline-run-*")
+           for r in read_offline_run(d) if r["type"] == "run"}
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1
+
+
+def test_resume_true_without_checkpoint_is_refused(tmp_path, capsys):
+    assert launch("+experiment=smoke", "resume=true", f"hydra.run.dir={tmp_path / 'run'}") == 2
+    assert "resume=true: no checkpoint in" in capsys.readouterr().err
+
+
+def test_same_config_and_seed_give_identical_results(tmp_path, uninterrupted):
+    assert launch(*DENDRITIC, "logger=none", f"hydra.run.dir={tmp_path}") == 0
+    reference = uninterrupted / "dendritic"
+    assert without_times(read_jsonl(tmp_path / "metrics.jsonl")) == without_times(read_jsonl(reference / "metrics.jsonl"))
+    assert comparable(read_json(tmp_path / "summary.json")) == comparable(read_json(reference / "summary.json"))
