@@ -120,7 +120,7 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
         write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)
         if split == "test":
             summary["test/spearman"], summary["test/pearson"] = correlations(predictions, splits[split].scores)
-    save_model(run_dir / "model", backbone, best_net)
+    save_model(run_dir / "model", backbone, best_net, Path(cfg.paths.cache_dir) / "blobs")
     plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
     summary.update({
         "best/val_spearman": result.best.record["val/spearman"],

@@ -161,3 +161,9 @@ def test_bad_input_from_the_command_line_exits_non_zero_without_traceback(tmp_pa
                            f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: train.lr=0: must be > 0"
+
+
+def test_runs_share_one_copy_of_the_backbone_weights(smoke_runs):
+    """Disk hygiene: the frozen transformer's weights are hard-linked, not copied, per run."""
+    inodes = {(smoke_runs[m] / "model" / "model.safetensors").stat().st_ino for m in ("disabled", "history")}
+    assert len(inodes) == 1
