@@ -54,6 +54,8 @@ def check(cfg: DictConfig) -> None:
     _choice(cfg, "resume", ("auto", True, False))
     _choice(cfg, "train.optimizer", OPTIMIZERS)
     _choice(cfg, "train.device", ("auto", "cpu", "cuda"))
+    _choice(cfg, "train.precision", ("auto", "bf16", "fp32"))
+    _number(cfg, "train.backbone_lr", float, 0, strict=True)
     _choice(cfg, "pai.mode", MODES)
     _choice(cfg, "pai.forward_function", FORWARD_FUNCTIONS)
     for key in ("n_epochs_to_switch", "fixed_switch_num", "first_fixed_switch_num", "max_dendrites",

@@ -1,4 +1,8 @@
-"""Scores of an adapter on encoded pairs: cosine similarity, then Spearman/Pearson against gold."""
+"""Scores of an adapter on encoded pairs: cosine similarity, then Spearman/Pearson against gold.
+
+`EncodedPairs` is what the adapter trains on when the backbone is frozen; `nexus.live.LivePairs`
+offers the same two methods when the backbone trains too.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,16 @@ class EncodedPairs:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def embed_batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.emb1[rows], self.emb2[rows]
 
-def cosine_predictions(net: nn.Module | None, pairs: EncodedPairs) -> np.ndarray:
+    def encoded(self) -> "EncodedPairs":
+        return self
+
+
+def cosine_predictions(net: nn.Module | None, pairs) -> np.ndarray:
     """Cosine similarity per pair; `net=None` scores the backbone's own embeddings (zero-shot)."""
+    pairs = pairs.encoded()
     with torch.no_grad():
         a, b = (pairs.emb1, pairs.emb2) if net is None else (net(pairs.emb1), net(pairs.emb2))
         return torch.cosine_similarity(a, b).cpu().numpy()

@@ -32,20 +32,27 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def param_groups(net: nn.Module, extra_groups: list[dict]) -> list[dict]:
+    """The adapter's parameters at train.lr, plus any others (a training backbone) at their own lr."""
+    return [{"params": list(net.parameters())}, *extra_groups]
+
+
 class NoGrowth:
     """Baseline: a plain optimizer, never restructures; the epoch cap ends the run."""
 
     mode = "disabled"
 
-    def __init__(self, train_cfg):
+    def __init__(self, train_cfg, extra_groups: list[dict]):
         self.train_cfg = train_cfg
+        self.extra_groups = extra_groups
 
     def prepare(self, net: nn.Module) -> nn.Module:
         return net
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         opt_class = OPTIMIZERS[self.train_cfg.optimizer]
-        return opt_class(net.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay)
+        return opt_class(param_groups(net, self.extra_groups), lr=self.train_cfg.lr,
+                         weight_decay=self.train_cfg.weight_decay)
 
     def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
         return Decision(net, optimizer, None, False)
@@ -67,9 +74,10 @@ class PAIGrowth:
     """Perforated AI's dendrites. All PAI calls run with the run folder as working directory
     (PAI writes relative to it) and with PAI's chatty console output sent to pai/console.log."""
 
-    def __init__(self, pai_cfg, train_cfg, run_dir: Path, device: str):
+    def __init__(self, pai_cfg, train_cfg, run_dir: Path, device: str, extra_groups: list[dict]):
         self.cfg = pai_cfg
         self.train_cfg = train_cfg
+        self.extra_groups = extra_groups
         self.run_dir = Path(run_dir)
         self.device = device
         self.mode = pai_cfg.mode
@@ -143,7 +151,8 @@ class PAIGrowth:
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         from perforatedai import globals_perforatedai as GPA
 
-        args = {"params": net.parameters(), "lr": self.train_cfg.lr, "weight_decay": self.train_cfg.weight_decay}
+        args = {"params": param_groups(net, self.extra_groups), "lr": self.train_cfg.lr,
+                "weight_decay": self.train_cfg.weight_decay}
         with self._inside_run_dir():
             optimizer, _ = GPA.pai_tracker.setup_optimizer(net, args, {})
         return optimizer
@@ -187,7 +196,8 @@ class PAIGrowth:
             return UPA.prepare_final_model(net)
 
 
-def make_growth(pai_cfg, train_cfg, run_dir: Path, device: str):
+def make_growth(pai_cfg, train_cfg, run_dir: Path, device: str, extra_groups: list[dict] = ()):
+    """`extra_groups`: optimizer parameter groups beyond the adapter (a backbone that trains)."""
     if pai_cfg.mode == "disabled":
-        return NoGrowth(train_cfg)
-    return PAIGrowth(pai_cfg, train_cfg, run_dir, device)
+        return NoGrowth(train_cfg, list(extra_groups))
+    return PAIGrowth(pai_cfg, train_cfg, run_dir, device, list(extra_groups))

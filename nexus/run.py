@@ -21,6 +21,7 @@ from nexus.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
 from nexus.evaluate import EncodedPairs, correlations, cosine_predictions
+from nexus.live import LivePairs
 from nexus.outputs import plot_training, save_model, write_predictions
 from nexus.pai import make_growth
 from nexus.tracking import RunLog
@@ -69,9 +70,18 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     # 1. Data: STS-B (or the user's pairs), scores scaled to 0..1
     splits = load_splits(cfg.data)
 
-    # 2. Frozen backbone -> embeddings, each sentence encoded once and cached on disk
+    # 2. Backbone. Frozen (default): each sentence encoded once, cached on disk.
+    #    Full fine-tuning: sentences go through it at every batch and it trains at train.backbone_lr.
     backbone = load_backbone(cfg.model, device)
-    inputs = encode_splits(splits, backbone, cfg.model, cfg.paths.cache_dir, device)
+    if cfg.model.freeze_backbone:
+        inputs = encode_splits(splits, backbone, cfg.model, cfg.paths.cache_dir, device)
+        trainable_backbone, extra_groups = None, []
+    else:
+        bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device == "cuda")
+        inputs = {name: LivePairs(backbone, pairs, device, bf16, int(cfg.model.encode_batch_size))
+                  for name, pairs in splits.items()}
+        trainable_backbone = backbone
+        extra_groups = [{"params": list(backbone.parameters()), "lr": float(cfg.train.backbone_lr)}]
 
     # 3. Zero-shot reference: the backbone's own cosine similarities
     for split in ("val", "test"):
@@ -82,13 +92,14 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
           f"test {summary['zero_shot/test_spearman']:.4f}")
 
     # 4. Adapter, grown by PAI unless pai=disabled (or the network and PAI state of a resumed run)
-    growth = make_growth(cfg.pai, cfg.train, run_dir, device)
+    growth = make_growth(cfg.pai, cfg.train, run_dir, device, extra_groups)
     if resumed:
         growth.restore(resumed["growth"])
         net = resumed["net"].to(device)
         print(f"resuming after epoch {resumed['epoch']}")
     else:
-        net = growth.prepare(build_layers(inputs["train"].emb1.shape[1], cfg.model.adapter).to(device))
+        dim = backbone.get_embedding_dimension()
+        net = growth.prepare(build_layers(dim, cfg.model.adapter).to(device))
 
     # 5. Epochs: train, dev Spearman, PAI decision; a checkpoint after each
     history = list(resumed["history"]) if resumed else []
@@ -111,10 +122,12 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
               f"{record['val/spearman']:.4f}  {record['pai/mode']}  {record['time/epoch_s']:.2f}s{marks}")
 
     result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch,
-                 save_state, resumed, stop.is_set)
+                 save_state, resumed, stop.is_set, trainable_backbone)
 
     # 6. The best-dev model: test once, save predictions, model and plot
     best_net = growth.finish(result.best.net)
+    if trainable_backbone is not None:
+        backbone.load_state_dict(result.best.backbone_state)
     for split in ("val", "test"):
         predictions = cosine_predictions(best_net, inputs[split])
         write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)

@@ -33,6 +33,7 @@ class Best:
     net: nn.Module
     epoch: int
     record: dict
+    backbone_state: dict | None = None  # full fine-tuning: the backbone's weights at that epoch
 
 
 @dataclass
@@ -43,7 +44,9 @@ class FitResult:
 
 def train_one_epoch(net, optimizer, train: EncodedPairs, batch_size: int, generator: torch.Generator,
                     stop_requested: Callable[[], bool] = lambda: False) -> float:
-    """Cosine-similarity MSE (sentence-transformers' CosineSimilarityLoss) over shuffled batches."""
+    """Cosine-similarity MSE (sentence-transformers' CosineSimilarityLoss) over shuffled batches.
+
+    `train` is cached embeddings (frozen backbone) or `LivePairs` (the backbone trains too)."""
     net.train()
     order = torch.randperm(len(train), generator=generator).to(train.scores.device)
     total = torch.zeros((), device=train.scores.device)
@@ -51,7 +54,8 @@ def train_one_epoch(net, optimizer, train: EncodedPairs, batch_size: int, genera
         if stop_requested():
             raise StopRequested
         batch = order[start:start + batch_size]
-        similarity = torch.cosine_similarity(net(train.emb1[batch]), net(train.emb2[batch]))
+        emb1, emb2 = train.embed_batch(batch)
+        similarity = torch.cosine_similarity(net(emb1), net(emb2))
         loss = nn.functional.mse_loss(similarity, train.scores[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -76,9 +80,12 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
         on_epoch: Callable[[dict, list[str], nn.Module], None],
         save_state: Callable[[dict], None] = lambda state: None,
         resume_state: dict | None = None,
-        stop_requested: Callable[[], bool] = lambda: False) -> FitResult:
+        stop_requested: Callable[[], bool] = lambda: False,
+        backbone: nn.Module | None = None) -> FitResult:
     """Run epochs until max_epochs or until PAI says training is complete.
 
+    `backbone` is given when it trains too (full fine-tuning): its weights join the best
+    model and the checkpoint; `growth` already has its parameters in the optimizer.
     `on_epoch(record, events, net)` receives each epoch's metrics (named as in the design),
     the PAI events that followed it, and the network after PAI's decision.
     """
@@ -88,6 +95,8 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
     if resume_state is not None:
         net, best, first_epoch = resume_state["net"], resume_state["best"], resume_state["epoch"] + 1
         generator.set_state(resume_state["generator"])
+        if backbone is not None:
+            backbone.load_state_dict(resume_state["backbone"])
         restore_global_rng(resume_state["global_rng"])
     optimizer = growth.make_optimizer(net)
     if resume_state is not None:
@@ -106,7 +115,8 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
                   **growth.state(net)}
         if spearman > best.record["val/spearman"]:
             # Copy before PAI's decision: the decision may restructure this very object.
-            best = Best(copy.deepcopy(net), epoch, record)
+            backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())
+            best = Best(copy.deepcopy(net), epoch, record, backbone_state)
         decision = growth.after_epoch(spearman, net, optimizer)
         record["time/epoch_s"] = time.perf_counter() - started
         net, optimizer = decision.net, decision.optimizer
@@ -115,7 +125,8 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
         # One object for everything PAI links together (its tracker points into the network).
         save_state({"epoch": epoch, "net": net, "optimizer": optimizer.state_dict(), "best": best,
                     "generator": generator.get_state(), "global_rng": global_rng(), "complete": decision.complete,
-                    "growth": growth.checkpoint_state()})
+                    "growth": growth.checkpoint_state(),
+                    "backbone": None if backbone is None else backbone.state_dict()})
         if decision.complete:
             break
     return FitResult(best, epoch + 1)
