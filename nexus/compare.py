@@ -35,17 +35,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
+from nexus.config import NOT_CONFIGURATION
+
 # --------------------------------------------------------------------------------------------------
 # Constants
 # --------------------------------------------------------------------------------------------------
 
 COMPLETED = "completed"
 BASELINE_MODE = "disabled"
-
-# Never part of a group: the seed (a group pools its seeds) and keys that say where a run was stored,
-# how it was logged or that it was resumed, not what was trained.
-IGNORED_KEYS = {"seed", "resume"}
-IGNORED_PREFIXES = ("paths.", "logger.", "hydra.")
 
 # When looking for a dendritic group's baseline, these may differ: the PAI knobs (irrelevant with
 # pai.mode=disabled), the experiment bundle's name, and the epoch cap (dendritic runs get more epochs
@@ -339,12 +336,8 @@ def _hashable(value: Any) -> str:
 
 
 def grouping_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened config without seed, resume and anything under paths./logger./hydra."""
-    return {
-        key: value
-        for key, value in config.items()
-        if key not in IGNORED_KEYS and not key.startswith(IGNORED_PREFIXES)
-    }
+    """The flattened config without what nexus.config.configuration leaves out (seed, paths, ...)."""
+    return {key: value for key, value in config.items() if key.split(".")[0] not in NOT_CONFIGURATION}
 
 
 def group_runs(runs: Iterable[Run]) -> list[Group]:
