@@ -7,7 +7,9 @@ perforatedai is imported only when a PAI mode is chosen, so a baseline run never
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import pdb
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,27 @@ MODES = ("disabled", "history", "fixed", "every_epoch", "no_switch")
 FORWARD_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 PAI_FOLDER = "pai"  # PAI's save_name: its graphs, CSVs and snapshots, inside the run folder
+
+
+class PAIPromptError(RuntimeError):
+    """perforatedai wanted to stop at an interactive prompt: an unattended run must fail instead."""
+
+
+@contextlib.contextmanager
+def no_interactive_prompts():
+    """perforatedai calls pdb.set_trace() or input() on some unconfirmed settings; a sweep worker
+    would hang there forever. Inside this block either one raises a clear error instead."""
+
+    def refuse(*args, **kwargs):
+        raise PAIPromptError("perforatedai stopped at an interactive prompt (pdb/input); "
+                             f"see {PAI_FOLDER}/console.log for the setting it wanted confirmed")
+
+    saved = pdb.set_trace, builtins.input
+    pdb.set_trace = builtins.input = refuse
+    try:
+        yield
+    finally:
+        pdb.set_trace, builtins.input = saved
 
 
 @dataclass
@@ -86,7 +109,8 @@ class PAIGrowth:
 
     @contextlib.contextmanager
     def _inside_run_dir(self):
-        with open(self.log_path, "a") as log, contextlib.chdir(self.run_dir), contextlib.redirect_stdout(log):
+        with (open(self.log_path, "a") as log, contextlib.chdir(self.run_dir), contextlib.redirect_stdout(log),
+              no_interactive_prompts()):
             yield
 
     def prepare(self, net: nn.Module) -> nn.Module:

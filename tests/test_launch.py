@@ -167,3 +167,16 @@ def test_runs_share_one_copy_of_the_backbone_weights(smoke_runs):
     """Disk hygiene: the frozen transformer's weights are hard-linked, not copied, per run."""
     inodes = {(smoke_runs[m] / "model" / "model.safetensors").stat().st_ino for m in ("disabled", "history")}
     assert len(inodes) == 1
+
+
+def test_an_interactive_prompt_inside_pai_fails_instead_of_hanging(tmp_path):
+    import pdb
+
+    from nexus.pai import PAIPromptError, no_interactive_prompts
+
+    before = pdb.set_trace
+    with no_interactive_prompts(), pytest.raises(PAIPromptError, match="interactive prompt"):
+        pdb.set_trace()
+    with no_interactive_prompts(), pytest.raises(PAIPromptError):
+        input("confirm? ")
+    assert pdb.set_trace is before  # restored afterwards
