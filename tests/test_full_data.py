@@ -3,7 +3,7 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, launch, read_json
+from conftest import REPO, launch, read_json, read_jsonl
 from nexus.backbone import load_backbone
 from nexus.data import load_splits
 from nexus.evaluate import correlations, cosine_predictions
@@ -29,3 +29,22 @@ def test_full_baseline_beats_zero_shot(tmp_path):
     summary = read_json(tmp_path / "summary.json")
     assert summary["best/val_spearman"] > 0.8672
     assert summary["test/spearman"] > 0.8203
+
+
+def test_full_dendritic_run_grows_dendrites_and_is_tracked(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    import nexus  # noqa: F401
+    from test_tracking import records
+
+    assert launch("+experiment=dendritic", f"hydra.run.dir={tmp_path}") == 0
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["status"] == "completed"
+    assert "dendrites_added" in [e["kind"] for e in read_jsonl(tmp_path / "events.jsonl")]
+    assert (tmp_path / "pai" / "pai.png").is_file()
+    SentenceTransformer(str(tmp_path / "model"), device="cpu", trust_remote_code=True).encode(["a sentence"])
+    history = [h["item"] for h in records(tmp_path, "history") if "train/loss" in h["item"]]
+    assert [{k: v for k, v in h.items() if not k.startswith("_") and k != "pai/restructure"} for h in history] \
+        == read_jsonl(tmp_path / "metrics.jsonl")
+    artifacts = [a for a in records(tmp_path, "artifact") if a["type"] == "model"]
+    assert len(artifacts) == 1
