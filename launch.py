@@ -1,22 +1,25 @@
-"""NEXUS entry point: compose the Hydra config, check it, run the job(s).
+"""NEXUS entry point: compose the Hydra config, check it, run the job(s), exit with their status.
 
     python launch.py +experiment=dendritic
     python launch.py -m +experiment=smoke seed=0,1,2 pai=history,fixed
 
 Every job of a multirun is composed and checked before the first one starts, so a typo
-costs a one-line error, not a half-finished sweep.
+costs a one-line error, not a half-finished sweep. Exit codes: 0 every job completed,
+1 a job failed or was interrupted, 2 bad input.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
-FAILED_RUNS: list[str] = []
+MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -25,9 +28,17 @@ def train(cfg: DictConfig) -> None:
 
     from nexus.run import run
 
-    run_dir = HydraConfig.get().runtime.output_dir
-    if run(cfg, run_dir)["status"] != "completed":
-        FAILED_RUNS.append(run_dir)
+    run(cfg, HydraConfig.get().runtime.output_dir)
+
+
+def all_jobs_completed(output_dir: Path, multirun: bool, since: float) -> bool:
+    """Read each job's summary.json: with joblib or submitit the jobs ran in other processes."""
+    if multirun:
+        jobs = [c.parent.parent for c in output_dir.glob("**/.hydra/config.yaml") if c.stat().st_mtime >= since]
+    else:
+        jobs = [output_dir]
+    summaries = [job / "summary.json" for job in jobs]
+    return bool(jobs) and all(s.is_file() and json.loads(s.read_text())["status"] == "completed" for s in summaries)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,14 +47,22 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        preflight(CONFIG_DIR, argv)
+        output_dir = preflight(CONFIG_DIR, argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    FAILED_RUNS.clear()
+    multirun = any(a in MULTIRUN_FLAGS for a in argv)
+    if output_dir is not None:
+        # Pin the folder checked above: Hydra would resolve ${now:...} again, to another one.
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        if not any(a.startswith(f"{key}=") for a in argv):
+            argv.append(f"{key}='{output_dir}'".replace("\\", "\\\\"))
     sys.argv = [sys.argv[0], *argv]
+    started = time.time()
     train()
-    return 1 if FAILED_RUNS else 0
+    if output_dir is None:
+        return 0
+    return 0 if all_jobs_completed(Path(output_dir), multirun, started - 1) else 1
 
 
 if __name__ == "__main__":

@@ -40,10 +40,13 @@ def describe_composition_error(err: Exception) -> str:
     return " ".join(str(err).split())
 
 
-def preflight(config_dir: str, argv: list[str]) -> None:
-    """Raise UserError for the first job whose config, data, model or output folder is bad."""
+def preflight(config_dir: str, argv: list[str]) -> str | None:
+    """Raise UserError for the first job whose config, data, model or output folder is bad.
+
+    Returns the output folder (run dir, or sweep dir with -m) the jobs will write to, or None
+    when the command line is Hydra's own business (--help, --cfg, -cn ...)."""
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
-        return  # --help, --cfg, -cn ...: Hydra's own business
+        return None
     multirun = any(a in MULTIRUN_FLAGS for a in argv)
     overrides = [a for a in argv if a not in MULTIRUN_FLAGS]
     GlobalHydra.instance().clear()
@@ -67,6 +70,7 @@ def preflight(config_dir: str, argv: list[str]) -> None:
                 if data_key not in checked_data:
                     load_splits(cfg.data)
                     checked_data.add(data_key)
+            return str(run_dir)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as err:
         raise UserError(describe_composition_error(err)) from None
     finally:

@@ -1,0 +1,279 @@
+"""Sweeps, for real on smoke data: the shipped sweep files, the command `wandb agent` runs, the
+offline runner (parallel, killed and restarted, logged to one W&B group), and Hydra multirun
+through its launchers. Nothing of wandb, sweeps or Hydra is mocked."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, launch, read_json, read_jsonl
+from nexus import sweep
+from nexus.tracking import read_offline_run
+
+SWEEPS = REPO / "sweeps"
+SMOKE_SETS = {(seed, pai) for seed in (0, 1) for pai in ("disabled", "history")}  # sweeps/smoke.yaml
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((SWEEPS / name).read_text())
+
+
+def without_times(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+def completed_runs(folder: Path) -> dict[tuple, list[Path]]:
+    """Run folders under `folder` whose summary.json says completed, by (seed, pai)."""
+    runs: dict[tuple, list[Path]] = {}
+    for path in sorted(folder.rglob("summary.json")):
+        summary = read_json(path)
+        if summary["status"] == "completed":
+            runs.setdefault((summary["seed"], summary["pai"]), []).append(path.parent)
+    return runs
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_cache(tmp_path_factory):
+    """The first smoke run encodes the sentences; later runs, in any process, read the cache."""
+    assert launch("+experiment=smoke", "logger=none", "pai=disabled",
+                  f"hydra.run.dir={tmp_path_factory.mktemp('warm') / 'run'}") == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep files and the agent's command
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml"])
+def test_shipped_sweep_files_pass_the_sweeps_schema(name):
+    sweeps = sweep.import_sweeps()
+    config = load(name)
+    assert sweeps.schema_violations_from_proposed_config(config) == []
+    assert sweeps.SweepConfig(config)["metric"] == {"name": "best/val_spearman", "goal": "maximize"}
+    assert sweeps.next_run(config, []) is not None  # the engine can start it offline
+
+
+def test_pai_sweep_is_a_grid_of_36_distinct_parameter_sets():
+    sweeps = sweep.import_sweeps()
+    config = load("pai.yaml")
+    runs = []
+    while (run := sweeps.next_run(config, runs)) is not None:
+        runs.append(run)
+    sets = {(r.config["seed"]["value"], r.config["train.lr"]["value"], r.config["pai"]["value"]) for r in runs}
+    assert len(runs) == len(sets) == 36
+    assert {s[0] for s in sets} == {0, 1, 2}
+    assert {s[1] for s in sets} == {3e-5, 1e-4, 3e-4}
+    assert {s[2] for s in sets} == {"disabled", "history", "fixed", "every_epoch"}
+    assert sweep.agent_command(config, runs[0].config) == [
+        "/usr/bin/env", "python", "launch.py", "+experiment=dendritic", "pai=disabled", "seed=0", "train.lr=3e-05"]
+
+
+def test_the_agents_own_command_runs_a_smoke_run(nexus_home, tmp_path, monkeypatch):
+    """wandb's Agent, driven without a server, starts the run; nexus.sweep builds the same argv."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+    from wandb.wandb_agent import Agent
+
+    config = load("smoke.yaml")
+    params = {"pai": {"value": "disabled"}, "seed": {"value": 1}}
+    assert create_sweep_command_args({"args": params})["args_no_hyphens"] == ["pai=disabled", "seed=1"]
+    monkeypatch.chdir(REPO)  # where `wandb agent` runs: `program` is relative to it
+    for name in ("WANDB_DIR", "WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH"):  # the agent sets these; undone after
+        monkeypatch.setenv(name, str(tmp_path))
+    runs_dir = nexus_home / "runs" / "smoke"
+    before = set(runs_dir.glob("*"))
+
+    agent = Agent(api=None, queue=None)
+    agent._sweep_command = config["command"]  # what Agent.run takes from the sweep's config
+    agent._command_run({"run_id": "agent0001", "program": config["program"], "args": params})
+    process = agent._run_processes["agent0001"]
+    assert process.wait(timeout=300) == 0
+    assert process._popen.args == sweep.agent_command(config, params)
+
+    (run_dir,) = set(runs_dir.glob("*")) - before  # the agent adds no hydra.run.dir: launch.py's default
+    summary = read_json(run_dir / "summary.json")
+    assert summary["status"] == "completed"
+    assert (summary["seed"], summary["pai"], summary["experiment"]) == (1, "disabled", "smoke")
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline runner: parallel, killed midway and restarted, logged to one W&B group
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def restarted_sweep(tmp_path_factory):
+    """sweeps/smoke.yaml offline with 2 workers, SIGKILLed once a run has finished and a third
+    one has started, then the same command again (in this process) to finish it."""
+    folder = tmp_path_factory.mktemp("sweep") / "smoke"
+    args = ["sweeps/smoke.yaml", "--workers", "2", "--dir", str(folder), "--override", "logger.log_model=false"]
+    with open(folder.parent / "first.log", "w") as log:
+        first = subprocess.Popen([sys.executable, "-m", "nexus.sweep", *args], cwd=REPO, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and first.poll() is None:
+            state = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
+            runs = state.get("runs", [])
+            if len(runs) >= 3 and any(run["state"] == "finished" for run in runs):
+                break
+            time.sleep(0.2)
+    finally:
+        first.kill()
+        first.wait()
+    killed_state = json.loads((folder / "sweep.json").read_text())
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.chdir(REPO)
+        code = sweep.main(args)
+    return {"folder": folder, "killed_state": killed_state, "code": code, "output": out.getvalue(),
+            "state": json.loads((folder / "sweep.json").read_text())}
+
+
+def test_offline_sweep_logs_every_run_to_one_wandb_group(restarted_sweep):
+    assert restarted_sweep["code"] == 0
+    runs = restarted_sweep["state"]["runs"]
+    assert len(runs) == 4 and all(run["state"] == "finished" for run in runs)
+    for run in runs:
+        run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
+        assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.group='smoke'"]
+        assert "logger.log_model=false" in run["command"]
+        records = read_offline_run(run_dir / "wandb")
+        (header,) = [r["run"] for r in records if r["type"] == "run"]
+        assert header["run_group"] == "smoke"
+        assert [r["exit"]["exit_code"] for r in records if r["type"] == "exit"] == [0]
+    assert "run-000" in restarted_sweep["output"] and "best/val_spearman" in restarted_sweep["output"]
+
+
+def test_killed_sweep_runs_each_parameter_set_exactly_once(restarted_sweep):
+    killed = restarted_sweep["killed_state"]["runs"]
+    assert any(run["state"] == "running" for run in killed), "the kill should have caught a run in flight"
+    runs = completed_runs(restarted_sweep["folder"] / "runs")
+    assert set(runs) == SMOKE_SETS
+    assert all(len(folders) == 1 for folders in runs.values()), runs
+    # a run in flight at the kill was run again in a fresh folder, its own left unfinished
+    retried = [run for run in restarted_sweep["state"]["runs"] if run["attempt"] > 1]
+    assert retried and all(run["name"] in {r["name"] for r in killed if r["state"] == "running"} for run in retried)
+    for run in retried:
+        old = sweep.read_summary(restarted_sweep["folder"] / "runs" / run["name"]) or {}
+        assert old.get("status") != "completed"
+
+
+JOB = """import sys
+if "mode=fail" in sys.argv:
+    sys.exit("boom: " + " ".join(sys.argv[1:3]))
+"""
+
+
+def test_a_failing_run_is_recorded_with_its_last_stderr_line_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    """Any program, not only launch.py: a tiny script fails for one parameter value."""
+    (tmp_path / "job.py").write_text(JOB)
+    (tmp_path / "fail.yaml").write_text(
+        "name: fail\nprogram: job.py\nmethod: grid\nmetric: {name: best/val_spearman, goal: maximize}\n"
+        "parameters: {mode: {values: [fail, ok]}}\n"
+        "command: ['${env}', '${interpreter}', '${program}', '${args_no_hyphens}']\n")
+    monkeypatch.chdir(tmp_path)
+    assert sweep.main(["fail.yaml", "--dir", "sweep"]) == 1
+    runs = {run["params"]["mode"]["value"]: run for run in read_json(tmp_path / "sweep/sweep.json")["runs"]}
+    assert runs["fail"]["state"] == "failed" and runs["fail"]["exit_code"] == 1
+    assert runs["fail"]["reason"] == "boom: mode=fail hydra.run.dir=" + repr(str(tmp_path / "sweep/runs/run-000"))
+    assert runs["ok"]["state"] == "finished" and runs["ok"]["exit_code"] == 0
+    assert "boom: mode=fail" in capsys.readouterr().out  # in the table
+
+
+# ---------------------------------------------------------------------------------------------
+# Hydra multirun: in one process, and through the joblib and submitit launchers
+# ---------------------------------------------------------------------------------------------
+
+MULTIRUN = ["+experiment=smoke", "logger=none", "seed=0", "pai=disabled,history"]
+
+
+@pytest.fixture(scope="module")
+def in_process_multirun(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multirun")
+    assert launch("-m", *MULTIRUN, f"hydra.sweep.dir={folder}") == 0
+    return completed_runs(folder)
+
+
+def assert_same_runs(runs: dict, reference: dict) -> None:
+    for key, (folder,) in runs.items():
+        (expected,) = reference[key]
+        assert without_times(read_jsonl(folder / "metrics.jsonl")) == \
+            without_times(read_jsonl(expected / "metrics.jsonl")), key
+        assert read_jsonl(folder / "events.jsonl") == read_jsonl(expected / "events.jsonl"), key
+
+
+def test_multirun_in_one_process_equals_the_same_runs_in_separate_processes(in_process_multirun, restarted_sweep):
+    """PAI's globals do not leak between jobs: the basic launcher's jobs (one process) equal the
+    sweep's runs of the same seed and pai (a process each)."""
+    assert set(in_process_multirun) == {(0, "disabled"), (0, "history")}
+    assert_same_runs(in_process_multirun, completed_runs(restarted_sweep["folder"] / "runs"))
+
+
+# joblib is marked slow (half a minute more): `-m slow` runs it.
+@pytest.mark.parametrize("launcher", ["submitit_local", pytest.param("joblib", marks=pytest.mark.slow)])
+def test_parallel_launchers_run_a_two_job_multirun(launcher, restarted_sweep, tmp_path):
+    """Each job in a process of its own (the baseline: PAI's globals are covered above)."""
+    done = subprocess.run([sys.executable, "launch.py", "-m", "+experiment=smoke", "logger=none", "seed=0,1",
+                           "pai=disabled", f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = completed_runs(tmp_path)
+    assert set(runs) == {(0, "disabled"), (1, "disabled")}
+    assert_same_runs(runs, completed_runs(restarted_sweep["folder"] / "runs"))
+
+
+def test_slurm_preset_composes_with_its_settings():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["+experiment=smoke", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                                 "hydra.launcher.gpus_per_node=1", "hydra.launcher.array_parallelism=4"])
+    GlobalHydra.instance().clear()
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism, launcher.timeout_min) == \
+        ("gpu", 1, 4, 60)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad sweep files: refused before any run, one line naming the key, exit code 2
+# ---------------------------------------------------------------------------------------------
+
+SMOKE_COMMAND = "command: ['${env}', '${interpreter}', '${program}', +experiment=smoke, '${args_no_hyphens}']\n"
+BAD_SWEEPS = {
+    "schema": ("method: grids\nprogram: launch.py\nparameters: {seed: {values: [0]}}\n", "method"),
+    "unknown parameter": ("method: grid\nprogram: launch.py\nparameters: {train.lrr: {values: [0.1]}}\n"
+                          + SMOKE_COMMAND, "train.lrr"),
+    "yaml boolean": ("method: grid\nprogram: launch.py\nparameters: {pai: {values: [off]}}\n"
+                     + SMOKE_COMMAND, "parameters.pai"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SWEEPS)
+def test_bad_sweep_file_is_refused_in_one_line(case, tmp_path, capsys, monkeypatch):
+    text, key = BAD_SWEEPS[case]
+    (tmp_path / "bad.yaml").write_text(text)
+    monkeypatch.chdir(REPO)
+    assert sweep.main([str(tmp_path / "bad.yaml"), "--dir", str(tmp_path / "sweep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and key in err, err
+    assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_bad_sweep_file_from_the_command_line_is_one_line_on_stderr(tmp_path):
+    text, key = BAD_SWEEPS["yaml boolean"]
+    (tmp_path / "bad.yaml").write_text(text)
+    done = subprocess.run([sys.executable, "-m", "nexus.sweep", str(tmp_path / "bad.yaml"), "--dir",
+                           str(tmp_path / "sweep")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and key in done.stderr
