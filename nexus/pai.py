@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nexus.pai_graphs import PAIGraphs
+
 MODES = ("disabled", "history", "fixed", "every_epoch", "no_switch")
 FORWARD_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -106,6 +108,7 @@ class PAIGrowth:
         self.mode = pai_cfg.mode
         (self.run_dir / PAI_FOLDER).mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / PAI_FOLDER / "console.log"
+        self.graphs = PAIGraphs(every_epoch=bool(pai_cfg.graphs_every_epoch))
 
     @contextlib.contextmanager
     def _inside_run_dir(self):
@@ -185,7 +188,7 @@ class PAIGrowth:
         from perforatedai import globals_perforatedai as GPA
 
         dendrites_before = self._dendrites()
-        with self._inside_run_dir():
+        with self._inside_run_dir(), self.graphs.epoch():
             # PAI compares scores relative and absolute: give it Spearman on a 0..100 scale.
             net, restructured, complete = GPA.pai_tracker.add_validation_score(100.0 * score, net)
         event = None
@@ -217,6 +220,7 @@ class PAIGrowth:
         from perforatedai import utils_perforatedai as UPA
 
         with self._inside_run_dir():
+            self.graphs.finish()  # PAI's report for the final state, if the last epoch skipped it
             return UPA.prepare_final_model(net)
 
 

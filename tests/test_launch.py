@@ -180,3 +180,17 @@ def test_an_interactive_prompt_inside_pai_fails_instead_of_hanging(tmp_path):
     with no_interactive_prompts(), pytest.raises(PAIPromptError):
         input("confirm? ")
     assert pdb.set_trace is before  # restored afterwards
+
+
+def test_pai_graphs_on_restructures_only_leave_the_same_results(smoke_runs, tmp_path):
+    """Skipping PAI's per-epoch redraw changes no number and leaves PAI's files complete."""
+    every = tmp_path / "every"
+    assert smoke(every, "pai=fixed", "pai.graphs_every_epoch=true") == 0
+    lean = smoke_runs["fixed"]
+    assert _without_times(read_jsonl(every / "metrics.jsonl")) == _without_times(read_jsonl(lean / "metrics.jsonl"))
+    assert read_jsonl(every / "events.jsonl") == read_jsonl(lean / "events.jsonl")
+    every_files = {p.name for p in (every / "pai").iterdir()}
+    assert every_files == {p.name for p in (lean / "pai").iterdir()}
+    for name in every_files:
+        if name.endswith(".csv") and "Times" not in name:
+            assert (every / "pai" / name).read_text() == (lean / "pai" / name).read_text(), name
