@@ -48,8 +48,10 @@ def read_pairs(path: str, data_cfg, limit: int | None = None) -> Pairs:
         line_no = file.read_bytes()[: err.start].count(b"\n") + 1
         raise UserError(f"{file}:{line_no}: not valid UTF-8 (byte {err.object[err.start]:#x})") from None
 
-    cols = data_cfg.columns
-    needed = max(cols.score, cols.sentence1, cols.sentence2)
+    # Plain Python values: OmegaConf attribute access per line would dominate the parse.
+    score_col, first_col, second_col = (int(data_cfg.columns[k]) - 1 for k in ("score", "sentence1", "sentence2"))
+    needed = max(score_col, first_col, second_col) + 1
+    delimiter = str(data_cfg.delimiter)
     low, high = float(data_cfg.score_min), float(data_cfg.score_max)
     s1, s2, scores, lines = [], [], [], []
     rows = text.splitlines()
@@ -60,13 +62,13 @@ def read_pairs(path: str, data_cfg, limit: int | None = None) -> Pairs:
         if not row.strip():
             continue
         # STS-B has no quoting; some lines carry extra source fields after the sentences.
-        fields = row.split(data_cfg.delimiter)
+        fields = row.split(delimiter)
         if len(fields) < needed:
             raise UserError(f"{file}:{line_no}: {len(fields)} fields, expected at least {needed}")
-        a, b = fields[cols.sentence1 - 1].strip(), fields[cols.sentence2 - 1].strip()
+        a, b = fields[first_col].strip(), fields[second_col].strip()
         if not a or not b:
             raise UserError(f"{file}:{line_no}: empty sentence")
-        raw = fields[cols.score - 1].strip()
+        raw = fields[score_col].strip()
         try:
             score = float(raw)
         except ValueError:
