@@ -31,8 +31,10 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def describe_composition_error(err: Exception) -> str:
     if isinstance(err, MissingConfigException) and err.options:
-        group = (err.missing_cfg_file or "").split("/")[0]
-        return f"unknown option for '{group}' ({err}); choose one of {', '.join(sorted(err.options))}".replace("\n", " ")
+        group, _, option = (err.missing_cfg_file or "").partition("/")
+        # options starting with "_" are shared bases (pai/_knobs, data/_layout), not choices
+        choices = ", ".join(sorted(o for o in err.options if not o.startswith("_")))
+        return f"unknown option '{option}' for '{group}'; choose one of {choices}"
     cause = err.__cause__
     key = getattr(cause, "full_key", None)
     if key:

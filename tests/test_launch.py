@@ -129,7 +129,7 @@ def test_two_runs_in_one_process_equal_separate_processes(smoke_runs, tmp_path):
     "override, message",
     [
         ("train.lrr=0.1", "unknown config key 'train.lrr'"),
-        ("pai=sometimes", "unknown option for 'pai'"),
+        ("pai=sometimes", "unknown option 'sometimes' for 'pai'; choose one of disabled, every_epoch, fixed, history"),
         ("train.lr=0", "train.lr=0: must be > 0"),
         ("train.lr=-0.001", "train.lr=-0.001: must be > 0"),
         ("train.batch_size=0", "train.batch_size=0: must be >= 1"),
