@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import datetime as dt
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -171,29 +170,11 @@ def measure_cache(splits, backbone, model_cfg, work: Path, reps: int) -> tuple[d
     return result, inputs
 
 
-def apply_graphs(growth, every_epoch: bool) -> None:
-    """PAI's graphs every epoch (its own behaviour) or via nexus.pai_graphs. Uses nexus.pai's own
-    `graphs` when it has one; otherwise wraps `after_epoch` the way nexus.pai is meant to."""
-    from nexus.pai_graphs import PAIGraphs
-
-    if hasattr(growth, "graphs"):
-        growth.graphs.every_epoch = every_epoch
-        return
-    graphs = PAIGraphs(every_epoch=every_epoch)
-    original = growth.after_epoch
-
-    def after_epoch(score, net, optimizer):
-        with graphs.epoch():
-            return original(score, net, optimizer)
-
-    growth.after_epoch = after_epoch
-    growth.graphs = graphs
-
-
 def run_fit(cfg, inputs, run_dir: Path, every_epoch_graphs: bool | None = None) -> dict:
     """`nexus.train.fit` on encoded inputs for cfg.train.max_epochs epochs; per-epoch records with the
     decision time and the checkpoint write time."""
     from nexus.adapter import build_layers
+    from nexus.checkpoint import save_checkpoint
     from nexus.pai import make_growth
     from nexus.run import seed_everything
     from nexus.train import fit
@@ -204,7 +185,7 @@ def run_fit(cfg, inputs, run_dir: Path, every_epoch_graphs: bool | None = None) 
     with quiet():
         net = growth.prepare(build_layers(inputs["train"].emb1.shape[1], cfg.model.adapter))
     if every_epoch_graphs is not None:
-        apply_graphs(growth, every_epoch_graphs)
+        growth.graphs.every_epoch = every_epoch_graphs  # PAI's own behaviour, or nexus.pai_graphs
     decide_s: list[float] = []
     inner_after = growth.after_epoch
 
@@ -224,25 +205,18 @@ def run_fit(cfg, inputs, run_dir: Path, every_epoch_graphs: bool | None = None) 
                         "loss": record["train/loss"], "val_spearman": record["val/spearman"],
                         "params": record["pai/params"], "load": load_average()})
 
-    kwargs = {}
     checkpoint_s: list[float] = []
     checkpoint_cpu: list[float] = []
-    if "save_state" in inspect.signature(fit).parameters:
-        try:
-            from nexus.checkpoint import save_checkpoint
-        except ImportError:
-            save_checkpoint = None
-        if save_checkpoint is not None:
-            def save_state(state):
-                started, cpu = time.perf_counter(), time.process_time()
-                save_checkpoint(run_dir, state)
-                checkpoint_s.append(time.perf_counter() - started)
-                checkpoint_cpu.append(time.process_time() - cpu)
 
-            kwargs["save_state"] = save_state
+    def save_state(state):
+        started, cpu = time.perf_counter(), time.process_time()
+        save_checkpoint(run_dir, state)
+        checkpoint_s.append(time.perf_counter() - started)
+        checkpoint_cpu.append(time.process_time() - cpu)
+
     cpu_start = time.process_time()
     with quiet():
-        fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch, **kwargs)
+        fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch, save_state)
     # CPU seconds of the process per epoch (all its threads): the epoch's cost on an idle machine,
     # for one thread; between two on_epoch calls, less the checkpoint write in between.
     previous = cpu_start
@@ -326,7 +300,7 @@ def measure_dendrite_epoch(cfg, inputs, run_dir: Path, reps: int) -> dict:
     from nexus.evaluate import correlations, cosine_predictions
     from nexus.pai import make_growth
     from nexus.run import seed_everything
-    from nexus.train import train_one_epoch
+    from nexus.train import flushed_denormals, train_one_epoch
 
     seed_everything(int(cfg.seed))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -343,65 +317,20 @@ def measure_dendrite_epoch(cfg, inputs, run_dir: Path, reps: int) -> dict:
     decision = growth.after_epoch(score, net, optimizer)
     net, optimizer = decision.net, decision.optimizer
     state = growth.state(net)
-    times, cpu = [], []
-    for _ in range(reps + 1):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        train_one_epoch(net, optimizer, inputs["train"], batch_size, generator)
-        correlations(cosine_predictions(net, inputs["val"]), val_gold)
-        times.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - cpu_started)
-    return {"dendrites": state["pai/dendrites"], "params": state["pai/params"], "params_before": params_before,
-            "train_and_dev_s": median(times[1:]), "train_and_dev_cpu_s": median(cpu[1:]), "times": times,
-            "load": load_average()}
-
-
-def baseline_variants(cfg, inputs, reps: int) -> dict:
-    """The baseline epoch's training step done other ways (evidence for what could reach the target;
-    not NEXUS's code path): AdamW fused, and both sides of a pair in one forward pass."""
-    import torch
-    from torch import nn
-
-    from nexus.adapter import build_layers
-    from nexus.run import seed_everything
-    from nexus.train import train_one_epoch
-
-    train, batch_size = inputs["train"], int(cfg.train.batch_size)
-
-    def one_forward(net, optimizer, generator):
-        net.train()
-        order = torch.randperm(len(train), generator=generator)
-        total = torch.zeros(())
-        for start in range(0, len(train), batch_size):
-            batch = order[start:start + batch_size]
-            out = net(torch.cat([train.emb1[batch], train.emb2[batch]]))
-            loss = nn.functional.mse_loss(torch.cosine_similarity(out[:len(batch)], out[len(batch):]),
-                                          train.scores[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(batch)
-        net.eval()
-        return total.item() / len(train)
-
-    def project(net, optimizer, generator):
-        return train_one_epoch(net, optimizer, train, batch_size, generator)
-
-    variants = {"train_one_epoch, AdamW (as configured)": (project, {}),
-                "train_one_epoch, AdamW(fused=True)": (project, {"fused": True}),
-                "one forward for both sides, AdamW": (one_forward, {}),
-                "one forward for both sides, AdamW(fused=True)": (one_forward, {"fused": True})}
-    out = {}
-    for name, (epoch, extra) in variants.items():
-        seed_everything(int(cfg.seed))
-        net = build_layers(train.emb1.shape[1], cfg.model.adapter)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, **extra)
-        generator = torch.Generator().manual_seed(int(cfg.seed))
-        times, losses = [], []
-        for _ in range(reps + 1):
-            started = time.perf_counter()
-            losses.append(epoch(net, optimizer, generator))
-            times.append(time.perf_counter() - started)
-        out[name] = {"train_s": median(times[1:]), "last_loss": losses[-1], "load": load_average()}
+    out = {"dendrites": state["pai/dendrites"], "params": state["pai/params"], "params_before": params_before}
+    # As configured (train.flush_denormals), then the other way: the new dendrite's tiny values.
+    for flush, prefix in ((bool(cfg.train.flush_denormals), ""), (not cfg.train.flush_denormals, "other_")):
+        times, cpu = [], []
+        with flushed_denormals(flush):
+            for _ in range(reps + 1):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                train_one_epoch(net, optimizer, inputs["train"], batch_size, generator)
+                correlations(cosine_predictions(net, inputs["val"]), val_gold)
+                times.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - cpu_started)
+        out.update({f"{prefix}flush_denormals": flush, f"{prefix}train_and_dev_s": median(times[1:]),
+                    f"{prefix}train_and_dev_cpu_s": median(cpu[1:]), f"{prefix}times": times})
+    out["load"] = load_average()
     return out
 
 
@@ -527,8 +456,8 @@ def build_rows(res: dict) -> list[tuple[str, str, str, str]]:
                          f"{way['batches_per_epoch']} batches ({way['batch_median_s']:.3f} s/batch){cpu_note(way, 'epoch_cpu_s')}; "
                          f"load {way['load']}", ""))
             rows.append((f"NEXUS-way / cached epoch, {tag}", f"{ratio:.0f}x", "", verdict("nexus_way_ratio", ratio)))
-        for key, label in (("pai_every_epoch", "PAI graphs every epoch (today)"),
-                           ("pai_graphs", "graphs via nexus.pai_graphs")):
+        for key, label in (("pai_every_epoch", "PAI graphs every epoch (pai.graphs_every_epoch=true)"),
+                           ("pai_graphs", "graphs on restructure and at the end (default)")):
             pai = block.get(key, {})
             if "epoch_s" in pai and "epoch_s" in base:
                 ratio = pai["epoch_s"] / base["epoch_s"]
@@ -545,7 +474,13 @@ def build_rows(res: dict) -> list[tuple[str, str, str, str]]:
                          f"{den['train_and_dev_s']:.3f} s",
                          f"{den['train_and_dev_s'] / base['train_and_dev_s']:.2f}x the baseline's train + dev "
                          f"({base['train_and_dev_s']:.3f} s, {den['params_before']:,} params)"
-                         f"{cpu_note(den, 'train_and_dev_cpu_s')}; load {den['load']}", ""))
+                         f"{cpu_note(den, 'train_and_dev_cpu_s')}; denormals flushed: {den['flush_denormals']}; "
+                         f"load {den['load']}", ""))
+            rows.append((f"The same with denormals {'flushed' if den['other_flush_denormals'] else 'kept'} "
+                         f"(train.flush_denormals={str(den['other_flush_denormals']).lower()}), {tag}",
+                         f"{den['other_train_and_dev_s']:.3f} s",
+                         f"{den['other_train_and_dev_s'] / base['train_and_dev_s']:.2f}x the baseline's train + dev"
+                         f"{cpu_note(den, 'other_train_and_dev_cpu_s')}", ""))
     for name, sweep in sorted(res.get("sweep", {}).items()):
         if "skipped" in sweep:
             rows.append((f"Sweep {name}", "skipped", sweep["skipped"], ""))
@@ -554,8 +489,7 @@ def build_rows(res: dict) -> list[tuple[str, str, str, str]]:
         ok = f"runs {sweep['runs']}" + (f"; {sweep['error']}" if sweep.get("error") else "")
         value = f"{'> ' if sweep.get('timed_out') else ''}{sweep['wall_s']:.0f} s"
         rows.append((f"Sweep `{Path(sweep['sweep_file']).name}`, {workers} worker{'s' if workers > 1 else ''}, "
-                     "empty cache", value, f"{ok}; load at end {sweep['load']}; nexus.pai_graphs in nexus.pai: "
-                     f"{res.get('pai_graphs_in_nexus_pai')}",
+                     "empty cache", value, f"{ok}; load at end {sweep['load']}",
                      verdict("sweep_2_workers_s", sweep["wall_s"]) if workers == 2 else ""))
         if "peak_mb" in sweep:
             rows.append((f"Peak RSS, largest process of the {workers}-worker sweep", f"{sweep['peak_mb']:.0f} MiB", "",
@@ -608,7 +542,7 @@ def parse_args(argv):
     parser.add_argument("--sweep-file", type=Path, default=SWEEP_FILE)
     parser.add_argument("--sweep-timeout", type=float, default=None, help="seconds per sweep before giving up")
     parser.add_argument("--profile", action="store_true",
-                        help="also pyinstrument the epochs and time baseline-step variants (1 thread)")
+                        help="also pyinstrument a baseline and a dendritic fit (1 thread)")
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temp dir, removed)")
     return parser.parse_args(argv)
 
@@ -663,10 +597,8 @@ def in_process(args, res: dict, work: Path, home: Path, save) -> None:
         save()
 
     if args.profile:
-        with torch_threads(1):
-            res["variants"] = baseline_variants(base_cfg, inputs, reps)
         res["profile"] = profile(base_cfg, pai_cfg, inputs, work, 1)
-        say("profiles and variants done")
+        say("profiles done")
         save()
 
     # 4. Peak memory of one run
@@ -732,9 +664,6 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
         table = save()
         print(table)
-        for name, info in res.get("variants", {}).items():
-            print(f"variant (1 thread): {name}: {info['train_s']:.3f} s/epoch, loss {info['last_loss']:.6f}, "
-                  f"load {info['load']}")
         for name, text in res.get("profile", {}).items():
             print(f"\n### profile: {name} (1 thread)\n{text}")
         print(f"\nresults: {out}")

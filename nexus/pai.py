@@ -57,9 +57,13 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def param_groups(net: nn.Module, extra_groups: list[dict]) -> list[dict]:
-    """The adapter's parameters at train.lr, plus any others (a training backbone) at their own lr."""
-    return [{"params": list(net.parameters())}, *extra_groups]
+def optimizer_args(net: nn.Module, train_cfg, extra_groups: list[dict]) -> dict:
+    """The adapter's parameters at train.lr, plus any others (a training backbone) at their own lr.
+
+    fused: one kernel per step instead of a dozen per parameter; for the small adapter the
+    optimizer step was a fifth of the epoch."""
+    return {"params": [{"params": list(net.parameters())}, *extra_groups], "lr": train_cfg.lr,
+            "weight_decay": train_cfg.weight_decay, "fused": True}
 
 
 class NoGrowth:
@@ -75,9 +79,7 @@ class NoGrowth:
         return net
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        opt_class = OPTIMIZERS[self.train_cfg.optimizer]
-        return opt_class(param_groups(net, self.extra_groups), lr=self.train_cfg.lr,
-                         weight_decay=self.train_cfg.weight_decay)
+        return OPTIMIZERS[self.train_cfg.optimizer](**optimizer_args(net, self.train_cfg, self.extra_groups))
 
     def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
         return Decision(net, optimizer, None, False)
@@ -178,10 +180,9 @@ class PAIGrowth:
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         from perforatedai import globals_perforatedai as GPA
 
-        args = {"params": param_groups(net, self.extra_groups), "lr": self.train_cfg.lr,
-                "weight_decay": self.train_cfg.weight_decay}
         with self._inside_run_dir():
-            optimizer, _ = GPA.pai_tracker.setup_optimizer(net, args, {})
+            optimizer, _ = GPA.pai_tracker.setup_optimizer(net, optimizer_args(net, self.train_cfg,
+                                                                               self.extra_groups), {})
         return optimizer
 
     def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
