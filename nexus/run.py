@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -46,8 +47,15 @@ def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str,
 
     def encode(sentences: list[str]) -> np.ndarray:
         print(f"encoding {len(sentences)} new sentences (cached for later runs)")
-        return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
-                               convert_to_numpy=True, show_progress_bar=True)
+        # Called under the cache's lock, so no other process encodes now; sweep workers that wait
+        # for this cache are idle: every core, whatever share of them this run was given.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(threads, os.cpu_count() or 1))
+        try:
+            return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
+                                   convert_to_numpy=True, show_progress_bar=True)
+        finally:
+            torch.set_num_threads(threads)
 
     # One cache call for all splits: a single progress bar, a single shard.
     sentences = [s for pairs in splits.values() for s in (*pairs.sentences1, *pairs.sentences2)]

@@ -1,15 +1,27 @@
 """Run a W&B sweep file on this machine, without a W&B server.
 
     python -m nexus.sweep sweeps/pai.yaml [--workers N] [--count K] [--dir DIR] [--override KEY=VALUE ...]
+                                          [--no-fork]
 
 What an agent would do, offline: W&B's own search engine (the open-source `sweeps` package, the
 one the W&B server runs) picks each parameter set, for grid, random and bayes, and the command
 line is built by the functions `wandb agent` uses. To that command the runner appends the
 --override values, then its own two overrides: `hydra.run.dir=DIR/runs/<run>` and
 `++logger.group=<sweep name>` (++ because `logger=none` has no group key), so every run of the
-sweep sits in one W&B group (offline, under <run>/wandb). One deliberate difference: ${interpreter}
-is this Python (sys.executable) where the agent puts `python` from PATH, so the runs use the
-environment the runner was started from.
+sweep sits in one W&B group (offline, under <run>/wandb). Two deliberate differences:
+
+- ${interpreter} is this Python (sys.executable) where the agent puts `python` from PATH, so the
+  runs use the environment the runner was started from.
+- Fork mode. When the command runs NEXUS's own launch.py with this Python (and the platform has
+  fork), each run is a forked child of the runner instead of a fresh process: the runner imports
+  launch.py and what its runs import (torch, sentence-transformers, W&B, perforatedai) once, and
+  each child starts as `python launch.py ARGS` would (its own process group, no stdin, stdout and
+  stderr in the run's logs, SIGTERM at its default, the same OMP_NUM_THREADS, the same sys.argv)
+  and calls launch.main(ARGS). A fresh process spends ~15 s importing and exiting before and
+  after a run; a fork, well under a second. The runner itself runs no torch computation and
+  starts no W&B, so nothing is forked mid-way (thread pools, W&B's service). Each run's recorded
+  command is still the equivalent command line; --no-fork starts every run as that fresh
+  process, as `wandb agent` does.
 
 DIR (default $NEXUS_HOME/sweeps/<sweep file stem>) holds `sweep.json` (the state, rewritten
 atomically after every change), `sweep.lock` (held while a runner works on DIR: one runner per
@@ -19,14 +31,20 @@ Stopping and going on: Ctrl-C (or SIGTERM) stops the runs in flight; run the sam
 and only what is missing runs. A run is done once its folder's summary.json says completed or
 failed (or it exited non-zero: recorded with its last stderr line, and the sweep goes on); a run
 that was in flight is run again with the same parameters in a fresh folder (run-007-attempt2).
-After a kill -9 of the runner its runs live on as orphans: the next runner stops them first.
+After a kill -9 of the runner its runs live on as orphans: the next runner stops them first (a
+run's process is known by its pid and start time, so a reused pid is never taken for it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import importlib
+import importlib.util
+import io
 import json
+import multiprocessing
 import os
 import platform
 import signal
@@ -50,6 +68,9 @@ STOP_GRACE_S = 30  # a run told to stop writes summary.json (status interrupted)
 DONE_STATUSES = ("completed", "failed")  # summary.json statuses that make a run done
 # What wandb's agent substitutes for ${interpreter} (wandb/wandb_agent.py, Agent._command_run).
 AGENT_INTERPRETER = "python"
+# What a run of launch.py imports, some of it only when it gets there: imported once by a runner
+# that forks its runs.
+RUN_IMPORTS = ("nexus.run", "sentence_transformers", "wandb", "perforatedai.utils_perforatedai")
 
 
 def import_sweeps():
@@ -184,17 +205,26 @@ def check_parameter_values(config: dict, fixed_args: list[str], config_dir: Path
                             "as false/true), not a value for it; quote the value, e.g. 'off'")
 
 
+def nexus_program(config: dict) -> Path | None:
+    """The sweep's program when it is NEXUS's launch.py (conf/ beside it) and the command runs it."""
+    program = config.get("program")
+    if Path(program or "").name != "launch.py" or program_args(agent_command(config, {}), config) is None:
+        return None
+    return Path(program) if (Path(program).resolve().parent / "conf" / "config.yaml").is_file() else None
+
+
 def check_sweep(config: dict, extra_args: list[str], folder: Path) -> None:
     """Refuse a sweep whose runs launch.py would refuse, before any of them starts."""
     program = config.get("program")
     if "${program}" in map(str, config.get("command") or ["${program}"]) and not Path(program).is_file():
         raise UserError(f"program: {program} not found in {Path.cwd()} (run from the folder `wandb agent` "
                         "would run in: the repository root)")
-    config_dir = Path(program).resolve().parent / "conf" if program else None
-    fixed = program_args(agent_command(config, {}), config)
-    if Path(program or "").name != "launch.py" or not (config_dir / "config.yaml").is_file() or fixed is None:
+    if nexus_program(config) is None:
         return  # not NEXUS's launch.py: its arguments are its own business
     from nexus.preflight import preflight
+
+    config_dir = Path(program).resolve().parent / "conf"
+    fixed = program_args(agent_command(config, {}), config)
 
     jobs = [program_args(agent_command(config, params), config) + extra_args for params in covering_sets(config)]
     if any(arg.startswith("-") for args in jobs for arg in args):
@@ -217,6 +247,7 @@ class Run:
     attempt: int = 1
     state: str = "pending"  # pending | running | finished | failed | interrupted
     pid: int | None = None
+    pid_start: int | None = None  # the process's start time: with pid, what identifies it
     exit_code: int | None = None
     reason: str | None = None
     summary: dict = field(default_factory=dict)  # summary.json without the config
@@ -247,14 +278,82 @@ def last_line(path: Path) -> str | None:
     return lines[-1] if lines else None
 
 
-def orphan_alive(run: Run, run_dir: Path) -> bool:
-    """Whether the run's process outlived its runner: same pid and its command names this folder
-    (so a reused pid is never mistaken for it). Linux /proc; elsewhere orphans are not detected."""
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks after boot: field 22 of /proc/<pid>/stat); None if
+    it has exited (gone, or a zombie not yet reaped) or there is no /proc (not Linux)."""
     try:
-        cmdline = Path(f"/proc/{run.pid}/cmdline").read_bytes()
-    except (OSError, TypeError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold anything: fields 3...
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def orphan_alive(run: Run, run_dir: Path) -> bool:
+    """Whether the run's process outlived its runner: the same pid and start time, so a reused pid
+    is never mistaken for it. Linux /proc; elsewhere orphans are not detected."""
+    if run.pid is None:
         return False
-    return str(run_dir).encode() in cmdline
+    if run.pid_start is None:  # recorded before start times were: a fresh process whose command names its folder
+        try:
+            return str(run_dir).encode() in Path(f"/proc/{run.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+    return process_start(run.pid) == run.pid_start
+
+
+class ForkedRun:
+    """A run in a forked child of this runner, with what the runner uses of Popen: pid, poll(), wait()."""
+
+    def __init__(self, launch, program: str, args: list[str], out: int, err: int, threads: str | None):
+        self.process = multiprocessing.get_context("fork").Process(
+            target=run_forked, args=(launch, program, args, out, err, threads))
+        self.process.start()
+        self.pid = self.process.pid
+        # The child makes its group too; both, as shells do, so that it exists once we return.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.setpgid(self.pid, self.pid)
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.process.name, timeout)
+        return self.process.exitcode
+
+
+def run_forked(launch, program: str, args: list[str], out: int, err: int, threads: str | None) -> None:
+    """The forked child: made what `python PROGRAM ARGS` would start as, then PROGRAM's main(ARGS)."""
+    os.setpgid(0, 0)  # like the agent's runs: a group of its own, stopped as a whole
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    for source, target in ((stdin, 0), (out, 1), (err, 2)):
+        os.dup2(source, target)
+    os.close(stdin)
+    # The runner's sys.stdout may be anything (redirected in Python, pytest's capture): fd 1 and 2
+    # now, for the child's whole life; stderr line-buffered as Python makes it.
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+    # The runner's SIGTERM handler raises KeyboardInterrupt; a run installs its own on the default.
+    # (SIGINT is the runner's as it started, as a fresh process would have it.)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = threads
+        if threads.isdigit() and int(threads) > 0:
+            import torch
+
+            torch.set_num_threads(int(threads))  # torch read OMP_NUM_THREADS at import, in the runner
+    sys.argv = [program, *args]
+    try:
+        code = launch.main(args)
+    finally:
+        # What W&B's atexit hook does at a fresh process's exit (a forked child skips atexit):
+        # finish a run left open and stop its service process in order.
+        import wandb
+
+        wandb.teardown()
+    sys.exit(code)
 
 
 def as_json(data):
@@ -265,14 +364,18 @@ def as_json(data):
 class SweepRunner:
     """One sweep folder: its state, its runs in flight, and the engine that proposes the next run."""
 
-    def __init__(self, folder: Path, sweep_file: Path, config: dict, overrides: list[str], workers: int):
+    def __init__(self, folder: Path, sweep_file: Path, config: dict, overrides: list[str], workers: int,
+                 launch=None):
+        """`launch`: launch.py as a module, imported with what its runs import, to fork each run
+        from this process; None: each run is its command, in a fresh process."""
         sweeps = import_sweeps()
         self.folder, self.config, self.overrides = folder, config, overrides
         self.engine_config = sweeps.SweepConfig(config)  # defaults filled in, as the server does
         self.name = str(config.get("name") or sweep_file.stem)
         self.metric = (config.get("metric") or {}).get("name")
         self.runs: list[Run] = []
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen | ForkedRun] = {}
+        self.launch = launch
         self.exhausted = False
         self.env = dict(os.environ)
         if workers > 1 and "OMP_NUM_THREADS" not in self.env:
@@ -312,7 +415,7 @@ class SweepRunner:
                 continue
             while self.run_dir(run).exists():
                 run.attempt += 1
-            run.state, run.pid = "pending", None
+            run.state, run.pid, run.pid_start = "pending", None, None
         self.save()
 
     def stop_orphan(self, run: Run) -> None:
@@ -367,17 +470,21 @@ class SweepRunner:
         if "${args_json_file}" in map(str, self.config.get("command") or []):
             (run_dir / "sweep_args.json").write_text(json.dumps(run.values()))
         with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:
-            # Like the agent: a process group of its own (stopped as a whole) and no stdin.
-            proc = subprocess.Popen(run.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    env=self.env, process_group=0)
+            if self.launch is not None:
+                proc = ForkedRun(self.launch, self.config["program"], program_args(run.command, self.config),
+                                 out.fileno(), err.fileno(), self.env.get("OMP_NUM_THREADS"))
+            else:
+                # Like the agent: a process group of its own (stopped as a whole) and no stdin.
+                proc = subprocess.Popen(run.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                        env=self.env, process_group=0)
         self.procs[run.name] = proc
-        run.state, run.pid = "running", proc.pid
+        run.state, run.pid, run.pid_start = "running", proc.pid, process_start(proc.pid)
         self.save()
         print(f"{run.folder_name}: started  {describe_values(run)}", flush=True)
 
     def record(self, run: Run, exit_code: int, summary: dict | None) -> None:
         summary = summary or {}
-        run.exit_code, run.summary, run.pid = exit_code, summary, None
+        run.exit_code, run.summary, run.pid, run.pid_start = exit_code, summary, None, None
         ok = exit_code == 0 and summary.get("status", "completed") == "completed"
         run.state = "finished" if ok else "failed"
         run.reason = None if ok else (last_line(self.run_dir(run) / "stderr.log") or summary.get("reason")
@@ -409,7 +516,7 @@ class SweepRunner:
                 proc.wait()
         for name in self.procs:
             run = next(r for r in self.runs if r.name == name)
-            run.state, run.pid, run.reason = "interrupted", None, "interrupted"
+            run.state, run.pid, run.pid_start, run.reason = "interrupted", None, None, "interrupted"
         self.procs.clear()
         self.save()
 
@@ -489,15 +596,45 @@ def print_results(runs: list[Run], metric: str | None, maximize: bool, title: st
 # Entry point
 # ---------------------------------------------------------------------------------------------
 
+def import_for_forking(config: dict):
+    """launch.py as a module, with what its runs import, when the sweep's runs can be forked from
+    this process: the command runs NEXUS's launch.py with this Python, the platform has fork, and
+    the `nexus` imported here is the one beside launch.py (the one a fresh `python launch.py`
+    imports). None otherwise."""
+    import nexus
+
+    program = nexus_program(config)
+    if program is None or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    argv = agent_command(config, {}, interpreter=sys.executable)
+    if argv[:argv.index(config["program"])] not in ([sys.executable], ["/usr/bin/env", sys.executable]):
+        return None
+    if Path(nexus.__file__).resolve().parent != program.resolve().parent / "nexus":
+        return None
+    spec = importlib.util.spec_from_file_location(program.stem, program)
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+    for name in RUN_IMPORTS:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # perforatedai's banner: not the sweep's output
+                importlib.import_module(name)
+        except ImportError:  # perforatedai is needed by dendritic runs only; they will say so
+            pass
+    return launch
+
+
 def default_folder(sweep_file: Path) -> Path:
     home = os.environ.get("NEXUS_HOME") or str(Path.home() / "nexus")  # as conf/config.yaml's paths.root
     return Path(home) / "sweeps" / sweep_file.stem
 
 
 def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int = 1, count: int | None = None,
-              overrides: list[str] | None = None) -> int:
+              overrides: list[str] | None = None, fork: bool = True) -> int:
     """Run (or go on with) a sweep file in `folder`. 0: every run completed, 1: some failed,
-    130: interrupted. Raises UserError, before any run starts, for a sweep that cannot run."""
+    130: interrupted. Raises UserError, before any run starts, for a sweep that cannot run.
+    `fork`: fork the runs of launch.py from this process where possible (see the module's doc);
+    safe only in a process that has run no torch computation and no W&B run yet: a child forked
+    after OpenMP's thread pool started can hang (`python -m nexus.sweep` runs none)."""
     from filelock import FileLock, Timeout
 
     overrides = list(overrides or [])
@@ -513,23 +650,28 @@ def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int = 1, co
         lock.acquire(timeout=0)
     except Timeout:
         raise UserError(f"{folder} is in use by another nexus-sweep ({folder / LOCK_FILE} is locked)") from None
-    runner = SweepRunner(folder, sweep_file, config, overrides, workers)
     main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread:  # SIGTERM (kill, SLURM's preemption) stops like Ctrl-C
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     interrupted = False
     try:
-        runner.load()
-        runner.recover()
+        launch = import_for_forking(config) if fork else None
+        print(f"sweep {sweep_file}: each run {'forked from this runner' if launch else 'a fresh process'}, "
+              f"{workers} at a time", flush=True)
+        runner = SweepRunner(folder, sweep_file, config, overrides, workers, launch)
+        if main_thread:  # SIGTERM (kill, SLURM's preemption) stops like Ctrl-C
+            previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            runner.run(workers, count)
-        except KeyboardInterrupt:
-            interrupted = True
-            print("interrupted: stopping the runs in flight; run the same command again to go on", flush=True)
-            runner.stop_all()
+            runner.load()
+            runner.recover()
+            try:
+                runner.run(workers, count)
+            except KeyboardInterrupt:
+                interrupted = True
+                print("interrupted: stopping the runs in flight; run the same command again to go on", flush=True)
+                runner.stop_all()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
         lock.release()
     goal = (config.get("metric") or {}).get("goal", "maximize")
     print_results(runner.runs, runner.metric, goal == "maximize", f"sweep {runner.name}: {folder}")
@@ -554,13 +696,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a Hydra override appended to every run's command (repeatable), "
                              "e.g. logger.log_model=false")
+    parser.add_argument("--no-fork", dest="fork", action="store_false",
+                        help="start every run as a fresh process, as `wandb agent` does")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        return run_sweep(args.sweep_file, args.dir, args.workers, args.count, args.override)
+        return run_sweep(args.sweep_file, args.dir, args.workers, args.count, args.override, args.fork)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,12 +1,16 @@
 """Sweeps, for real on smoke data: the shipped sweep files, the command `wandb agent` runs, the
-offline runner (parallel, killed and restarted, logged to one W&B group), and Hydra multirun
-through its launchers. Nothing of wandb, sweeps or Hydra is mocked."""
+offline runner (parallel, runs forked or fresh processes, killed and restarted, logged to one W&B
+group), and Hydra multirun through its launchers. Nothing of wandb, sweeps or Hydra is mocked.
+
+Runners that fork their runs are started as processes of their own, as a user starts one: this
+test process has run torch, and a child forked after torch's OpenMP threads started can hang."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,36 +111,54 @@ def test_the_agents_own_command_runs_a_smoke_run(nexus_home, tmp_path, monkeypat
 # The offline runner: parallel, killed midway and restarted, logged to one W&B group
 # ---------------------------------------------------------------------------------------------
 
+def start_runner(args: list[str], log: Path) -> subprocess.Popen:
+    """`python -m nexus.sweep ARGS` from the repository root, its output in `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "nexus.sweep", *args], cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def sweep_state(folder: Path) -> dict:
+    return json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
+
+
 @pytest.fixture(scope="module")
 def restarted_sweep(tmp_path_factory):
-    """sweeps/smoke.yaml offline with 2 workers, SIGKILLed once a run has finished and a third
-    one has started, then the same command again (in this process) to finish it."""
+    """sweeps/smoke.yaml offline with 2 workers (runs forked: the default), SIGKILLed once a run
+    has finished and a third one has started, then the same command again to finish it."""
     folder = tmp_path_factory.mktemp("sweep") / "smoke"
     args = ["sweeps/smoke.yaml", "--workers", "2", "--dir", str(folder), "--override", "logger.log_model=false"]
-    with open(folder.parent / "first.log", "w") as log:
-        first = subprocess.Popen([sys.executable, "-m", "nexus.sweep", *args], cwd=REPO, stdout=log, stderr=log)
+    first = start_runner(args, folder.parent / "first.log")
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and first.poll() is None:
-            state = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
-            runs = state.get("runs", [])
+            runs = sweep_state(folder).get("runs", [])
             if len(runs) >= 3 and any(run["state"] == "finished" for run in runs):
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         first.kill()
         first.wait()
-    killed_state = json.loads((folder / "sweep.json").read_text())
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.chdir(REPO)
-        code = sweep.main(args)
-    return {"folder": folder, "killed_state": killed_state, "code": code, "output": out.getvalue(),
-            "state": json.loads((folder / "sweep.json").read_text())}
+    killed_state = sweep_state(folder)
+    # Its runs in flight live on as orphans. A forked smoke run ends in seconds, before the next
+    # runner looks: freeze them (SIGSTOP), as a longer run would still be going.
+    orphans = []
+    for run in (sweep.Run(**r) for r in killed_state["runs"] if r["state"] == "running"):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGSTOP)
+        run_dir = folder / "runs" / run.folder_name
+        with contextlib.suppress(OSError):
+            orphans.append({"run": run, "run_dir": run_dir, "alive": sweep.orphan_alive(run, run_dir),
+                            "cmdline": Path(f"/proc/{run.pid}/cmdline").read_bytes()})
+    second = start_runner(args, folder.parent / "second.log")
+    second.wait(timeout=600)
+    return {"folder": folder, "killed_state": killed_state, "orphans": orphans, "code": second.returncode,
+            "first_output": (folder.parent / "first.log").read_text(),
+            "output": (folder.parent / "second.log").read_text(), "state": sweep_state(folder)}
 
 
 def test_offline_sweep_logs_every_run_to_one_wandb_group(restarted_sweep):
-    assert restarted_sweep["code"] == 0
+    assert restarted_sweep["code"] == 0, restarted_sweep["output"][-3000:]
     runs = restarted_sweep["state"]["runs"]
     assert len(runs) == 4 and all(run["state"] == "finished" for run in runs)
     for run in runs:
@@ -162,6 +184,105 @@ def test_killed_sweep_runs_each_parameter_set_exactly_once(restarted_sweep):
     for run in retried:
         old = sweep.read_summary(restarted_sweep["folder"] / "runs" / run["name"]) or {}
         assert old.get("status") != "completed"
+
+
+def test_runs_of_launch_py_are_forked_by_default(restarted_sweep):
+    for output in (restarted_sweep["first_output"], restarted_sweep["output"]):
+        assert output.splitlines()[0] == "sweep sweeps/smoke.yaml: each run forked from this runner, 2 at a time"
+    assert "Building dendrites" not in restarted_sweep["output"]  # perforatedai's import banner stays out
+    for run in restarted_sweep["state"]["runs"]:  # the logs are the run's own
+        run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
+        assert "done in" in (run_dir / "stdout.log").read_text()
+        assert (run_dir / "launch.log").is_file()  # Hydra's job log, named after the program as before
+
+
+def test_orphans_are_known_by_pid_and_start_time_and_stopped(restarted_sweep):
+    orphans = restarted_sweep["orphans"]
+    assert orphans, "the kill should have left a run in flight"
+    for orphan in orphans:
+        run, run_dir = orphan["run"], orphan["run_dir"]
+        assert orphan["alive"] and run.pid_start is not None
+        # A forked run's command line is its runner's: it does not name the run's folder.
+        assert b"nexus.sweep" in orphan["cmdline"] and str(run_dir).encode() not in orphan["cmdline"]
+        assert f"{run.folder_name}: stopping the run left over by the interrupted runner (pid {run.pid})" \
+            in restarted_sweep["output"]
+        assert sweep.process_start(run.pid) != run.pid_start  # stopped (the pid may be someone else's now)
+        assert not sweep.orphan_alive(run, run_dir)
+    # A pid in use by another process (here: this one) is not the run's: its start time differs.
+    run = orphans[0]["run"]
+    me = sweep.Run(name=run.name, params=run.params, pid=os.getpid(), pid_start=run.pid_start)
+    assert not sweep.orphan_alive(me, orphans[0]["run_dir"])
+    me.pid_start = sweep.process_start(os.getpid())
+    assert sweep.orphan_alive(me, orphans[0]["run_dir"])
+
+
+def test_a_state_file_without_start_times_still_loads(restarted_sweep, tmp_path, monkeypatch, capsys):
+    """A state file written before runs recorded their start time (`pid_start`)."""
+    state = restarted_sweep["state"]
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {**state, "runs": [{k: v for k, v in run.items() if k != "pid_start"} for run in state["runs"]]}))
+    monkeypatch.chdir(REPO)  # every run is done: nothing starts, so forking from this process is moot
+    assert sweep.main(["sweeps/smoke.yaml", "--dir", str(tmp_path), "--override", "logger.log_model=false"]) == 0
+    assert [run["state"] for run in sweep_state(tmp_path)["runs"]] == ["finished"] * 4
+    assert "run-000" in capsys.readouterr().out
+
+
+def test_no_fork_gives_the_same_run_as_a_forked_one(restarted_sweep, tmp_path):
+    """--no-fork: the run is its command line in a fresh process, and its results are the same."""
+    config = {**load("smoke.yaml"), "parameters": {"seed": {"value": 0}, "pai": {"value": "history"}}}
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(config))
+    args = [str(tmp_path / "one.yaml"), "--no-fork", "--workers", "2", "--dir", str(tmp_path / "sweep"),
+            "--override", "logger.log_model=false"]
+    runner = start_runner(args, tmp_path / "runner.log")
+    assert runner.wait(timeout=600) == 0, (tmp_path / "runner.log").read_text()[-3000:]
+    output = (tmp_path / "runner.log").read_text()
+    assert output.splitlines()[0].endswith("each run a fresh process, 2 at a time")  # 2: one thread, as above
+    (run,) = sweep_state(tmp_path / "sweep")["runs"]
+    assert run["command"][:3] == ["/usr/bin/env", sys.executable, "launch.py"]
+    fresh = tmp_path / "sweep" / "runs" / "run-000"
+    (forked,) = completed_runs(restarted_sweep["folder"] / "runs")[(0, "history")]
+    assert_same_runs({(0, "history"): [fresh]}, {(0, "history"): [forked]})
+    assert without_times([sweep.read_summary(fresh)]) == without_times([sweep.read_summary(forked)])
+
+
+LR_SWEEP = """name: lr
+program: launch.py
+method: grid
+metric: {name: best/val_spearman, goal: maximize}
+parameters: {train.lr: {values: [1.0e+30, 1.0e-4, 3.0e-4]}}
+command: ['${env}', '${interpreter}', '${program}', +experiment=smoke, logger=none, '${args_no_hyphens}']
+"""
+
+
+def test_a_forked_run_that_fails_or_is_killed_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
+    """lr 1e30 diverges (the run records the failure and exits 1); the lr 1e-4 run is SIGKILLed
+    mid-run (by the test, as the OOM killer would); the third completes."""
+    (tmp_path / "lr.yaml").write_text(LR_SWEEP)
+    folder = tmp_path / "sweep"
+    runner = start_runner([str(tmp_path / "lr.yaml"), "--dir", str(folder)], tmp_path / "runner.log")
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and runner.poll() is None:
+            running = [run for run in sweep_state(folder).get("runs", [])
+                       if run["params"]["train.lr"]["value"] == 1e-4 and run["state"] == "running"]
+            if running:
+                os.killpg(running[0]["pid"], signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        assert runner.wait(timeout=300) == 1
+    finally:
+        runner.kill()
+    output = (tmp_path / "runner.log").read_text()
+    assert "each run forked from this runner" in output.splitlines()[0]
+    runs = {run["params"]["train.lr"]["value"]: run for run in sweep_state(folder)["runs"]}
+    diverged, killed, ok = runs[1e30], runs[1e-4], runs[3e-4]
+    assert (diverged["state"], diverged["exit_code"], diverged["summary"]["status"]) == ("failed", 1, "failed")
+    assert diverged["reason"] == sweep.last_line(folder / "runs" / diverged["name"] / "stderr.log")
+    assert (killed["state"], killed["exit_code"]) == ("failed", -signal.SIGKILL)
+    assert killed["summary"].get("status") != "completed"
+    assert (ok["state"], ok["exit_code"], ok["summary"]["status"]) == ("finished", 0, "completed")
+    assert all(run["pid"] is None and run["pid_start"] is None for run in runs.values())
+    assert f"{killed['name']}: failed" in output and f"{ok['name']}: finished" in output
 
 
 JOB = """import sys
@@ -218,10 +339,14 @@ def test_multirun_in_one_process_equals_the_same_runs_in_separate_processes(in_p
 # joblib is marked slow (half a minute more): `-m slow` runs it.
 @pytest.mark.parametrize("launcher", ["submitit_local", pytest.param("joblib", marks=pytest.mark.slow)])
 def test_parallel_launchers_run_a_two_job_multirun(launcher, restarted_sweep, tmp_path):
-    """Each job in a process of its own (the baseline: PAI's globals are covered above)."""
+    """Each job in a process of its own (the baseline: PAI's globals are covered above), with the
+    threads of the sweep's runs (2 workers: cores/2 each), since the last bit of a float32 metric
+    can depend on the thread count."""
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
     done = subprocess.run([sys.executable, "launch.py", "-m", "+experiment=smoke", "logger=none", "seed=0,1",
                            "pai=disabled", f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": threads})
     assert done.returncode == 0, done.stderr[-2000:]
     runs = completed_runs(tmp_path)
     assert set(runs) == {(0, "disabled"), (1, "disabled")}
