@@ -189,10 +189,10 @@ def run_fit(cfg, inputs, run_dir: Path, every_epoch_graphs: bool | None = None) 
     decide_s: list[float] = []
     inner_after = growth.after_epoch
 
-    def timed_after(score, net, optimizer):
+    def timed_after(score, net, optimizer, last=False):
         started = time.perf_counter()
         try:
-            return inner_after(score, net, optimizer)
+            return inner_after(score, net, optimizer, last)
         finally:
             decide_s.append(time.perf_counter() - started)
 

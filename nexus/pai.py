@@ -81,7 +81,7 @@ class NoGrowth:
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.train_cfg.optimizer](**optimizer_args(net, self.train_cfg, self.extra_groups))
 
-    def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
+    def after_epoch(self, score: float, net: nn.Module, optimizer, last: bool = False) -> Decision:
         return Decision(net, optimizer, None, False)
 
     def state(self, net: nn.Module) -> dict:
@@ -185,11 +185,12 @@ class PAIGrowth:
                                                                                self.extra_groups), {})
         return optimizer
 
-    def after_epoch(self, score: float, net: nn.Module, optimizer) -> Decision:
+    def after_epoch(self, score: float, net: nn.Module, optimizer, last: bool = False) -> Decision:
+        """`last`: the epoch cap's epoch (the run ends after it whatever PAI decides)."""
         from perforatedai import globals_perforatedai as GPA
 
         dendrites_before = self._dendrites()
-        with self._inside_run_dir(), self.graphs.epoch():
+        with self._inside_run_dir(), self.graphs.epoch(last):
             # PAI compares scores relative and absolute: give it Spearman on a 0..100 scale.
             net, restructured, complete = GPA.pai_tracker.add_validation_score(100.0 * score, net)
         event = None

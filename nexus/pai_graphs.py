@@ -9,9 +9,11 @@ embeddings that redraw costs several times the epoch's training (profile in BENC
 `PAIGraphs` keeps PAI's drawing on and only changes *when* the per-epoch report is written:
 
 - a call with a name (`_beforeSwitch_N`, `..._noImprove_lr_N`, `before_final`) marks a
-  restructure or the end of training: it is drawn at once, and so is the plain report that PAI
-  draws later in the same `add_validation_score` call;
-- the plain per-epoch call of an ordinary epoch is skipped and remembered;
+  restructure or the end of training: it is drawn at once (its files keep that name);
+- the plain report (`pai.png` and its CSVs, overwritten by every draw) is skipped and remembered,
+  except after a restructure in the run's last epoch (the epoch cap, or PAI's `before_final`):
+  once such a call returns, PAI's tracker is set up for the next cycle and cannot draw it
+  (IndexError in PAI's plotting), so it is drawn inside the call as PAI does;
 - `finish()` (at the end of the run, inside the run folder) draws the plain report once if the
   last one was skipped. PAI's graph functions only read the tracker and PAI changes nothing
   between the end of `add_validation_score` and the next epoch's call, so the files at the end
@@ -22,7 +24,7 @@ embeddings that redraw costs several times the epoch's training (profile in BENC
 Usage, with the run folder as working directory for both calls (PAI writes relative paths):
 
     graphs = PAIGraphs(every_epoch=False)
-    with graphs.epoch():
+    with graphs.epoch(last=epoch == max_epochs - 1):
         net, restructured, complete = GPA.pai_tracker.add_validation_score(score, net)
     ...
     graphs.finish()
@@ -43,8 +45,8 @@ class PAIGraphs:
     counts: dict = field(default_factory=lambda: {"drawn": 0, "skipped": 0, "final": 0})
 
     @contextlib.contextmanager
-    def epoch(self):
-        """Around one `GPA.pai_tracker.add_validation_score(...)` call."""
+    def epoch(self, last: bool = False):
+        """Around one `GPA.pai_tracker.add_validation_score(...)` call; `last`: the epoch cap's epoch."""
         if self.every_epoch:
             yield
             self.stale = False
@@ -53,13 +55,13 @@ class PAIGraphs:
 
         tracker = GPA.pai_tracker
         real = tracker.save_graphs  # bound method of PAI's tracker class
-        restructuring = False
+        restructuring, final = False, last
 
         def save_graphs(extra_string: str = "") -> None:
-            nonlocal restructuring
-            if extra_string:
-                restructuring = True  # a switch, a failed dendrite try, or the final network
-            if extra_string or restructuring:
+            nonlocal restructuring, final
+            if extra_string:  # a switch, a failed dendrite try, or the final network
+                restructuring, final = True, final or extra_string == "before_final"
+            if extra_string or (restructuring and final):
                 real(extra_string)
                 self.counts["drawn"] += 1
                 if not extra_string:

@@ -135,7 +135,7 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
                 # Copy before PAI's decision: the decision may restructure this very object.
                 backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())
                 best = Best(copy.deepcopy(net), epoch, record, backbone_state)
-            decision = growth.after_epoch(spearman, net, optimizer)
+            decision = growth.after_epoch(spearman, net, optimizer, last=epoch == int(train_cfg.max_epochs) - 1)
             record["time/epoch_s"] = time.perf_counter() - started
             net, optimizer = decision.net, decision.optimizer
             events = ([decision.event] if decision.event else []) + (["training_complete"] if decision.complete else [])
