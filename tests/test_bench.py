@@ -26,6 +26,9 @@ def test_bench_tiny(tmp_path, capsys):
     assert epochs["nexus_way"]["epoch_s"] > 0 and epochs["nexus_way"]["extrapolated"]
     assert epochs["one_dendrite"]["dendrites"] == 1
     assert epochs["one_dendrite"]["params"] > epochs["one_dendrite"]["params_before"]
+    # timed as configured (denormals flushed) and the other way
+    assert epochs["one_dendrite"]["flush_denormals"] is True and epochs["one_dendrite"]["other_flush_denormals"] is False
+    assert epochs["one_dendrite"]["train_and_dev_s"] > 0 and epochs["one_dendrite"]["other_train_and_dev_s"] > 0
 
     assert result["memory"]["warm_cache"]["rc"] == 0 and result["memory"]["warm_cache"]["peak_mb"] > 100
     assert result["sweep"] == {"all": {"skipped": "--skip-sweep"}}
