@@ -300,7 +300,7 @@ def measure_dendrite_epoch(cfg, inputs, run_dir: Path, reps: int) -> dict:
     from nexus.evaluate import correlations, cosine_predictions
     from nexus.pai import make_growth
     from nexus.run import seed_everything
-    from nexus.train import flushed_denormals, train_one_epoch
+    from nexus.train import set_denormal_flushing, train_one_epoch
 
     seed_everything(int(cfg.seed))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -318,18 +318,22 @@ def measure_dendrite_epoch(cfg, inputs, run_dir: Path, reps: int) -> dict:
     net, optimizer = decision.net, decision.optimizer
     state = growth.state(net)
     out = {"dendrites": state["pai/dendrites"], "params": state["pai/params"], "params_before": params_before}
-    # As configured (train.flush_denormals), then the other way: the new dendrite's tiny values.
-    for flush, prefix in ((bool(cfg.train.flush_denormals), ""), (not cfg.train.flush_denormals, "other_")):
+    # As configured (train.flush_denormals, set for the whole process at its start), then, with one
+    # thread only, the other way (a later switch reaches this thread, not OpenMP's workers).
+    flush = bool(cfg.train.flush_denormals)
+    for prefix in ("", "other_") if torch.get_num_threads() == 1 else ("",):
+        set_denormal_flushing(flush if not prefix else not flush)
         times, cpu = [], []
-        with flushed_denormals(flush):
-            for _ in range(reps + 1):
-                started, cpu_started = time.perf_counter(), time.process_time()
-                train_one_epoch(net, optimizer, inputs["train"], batch_size, generator)
-                correlations(cosine_predictions(net, inputs["val"]), val_gold)
-                times.append(time.perf_counter() - started)
-                cpu.append(time.process_time() - cpu_started)
-        out.update({f"{prefix}flush_denormals": flush, f"{prefix}train_and_dev_s": median(times[1:]),
-                    f"{prefix}train_and_dev_cpu_s": median(cpu[1:]), f"{prefix}times": times})
+        for _ in range(reps + 1):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            train_one_epoch(net, optimizer, inputs["train"], batch_size, generator)
+            correlations(cosine_predictions(net, inputs["val"]), val_gold)
+            times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
+        out.update({f"{prefix}flush_denormals": flush if not prefix else not flush,
+                    f"{prefix}train_and_dev_s": median(times[1:]), f"{prefix}train_and_dev_cpu_s": median(cpu[1:]),
+                    f"{prefix}times": times})
+    set_denormal_flushing(flush)
     out["load"] = load_average()
     return out
 
@@ -476,6 +480,7 @@ def build_rows(res: dict) -> list[tuple[str, str, str, str]]:
                          f"({base['train_and_dev_s']:.3f} s, {den['params_before']:,} params)"
                          f"{cpu_note(den, 'train_and_dev_cpu_s')}; denormals flushed: {den['flush_denormals']}; "
                          f"load {den['load']}", ""))
+        if den and "other_train_and_dev_s" in den and "epoch_s" in base:
             rows.append((f"The same with denormals {'flushed' if den['other_flush_denormals'] else 'kept'} "
                          f"(train.flush_denormals={str(den['other_flush_denormals']).lower()}), {tag}",
                          f"{den['other_train_and_dev_s']:.3f} s",
@@ -553,6 +558,7 @@ def in_process(args, res: dict, work: Path, home: Path, save) -> None:
 
     from nexus.backbone import load_backbone
     from nexus.data import load_splits
+    from nexus.train import set_denormal_flushing
 
     reps = res["reps"]
     limits = TINY_LIMITS if args.tiny else []
@@ -560,6 +566,7 @@ def in_process(args, res: dict, work: Path, home: Path, save) -> None:
     threads = ([int(t) for t in args.threads.split(",")] if args.threads
                else sorted({torch.get_num_threads(), 1}, reverse=True))
     base_cfg = compose(["+experiment=baseline", "logger=none", *limits])
+    set_denormal_flushing(bool(base_cfg.train.flush_denormals))  # before any computation, as a run does
     res["batch_size"] = int(base_cfg.train.batch_size)
     splits = load_splits(base_cfg.data)
     res["pairs"] = {name: len(pairs) for name, pairs in splits.items()}

@@ -26,7 +26,7 @@ from nexus.live import LivePairs
 from nexus.outputs import plot_training, save_model, write_predictions
 from nexus.pai import make_growth
 from nexus.tracking import RunLog
-from nexus.train import StopRequested, fit
+from nexus.train import StopRequested, fit, set_denormal_flushing
 
 
 def seed_everything(seed: int) -> None:
@@ -73,6 +73,7 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
                        stop: threading.Event) -> None:
     """Fills `summary` as it goes, so a failure still reports what was reached."""
     device = pick_device(cfg.train.device)
+    set_denormal_flushing(bool(cfg.train.flush_denormals))  # first: before any torch computation
     seed_everything(cfg.seed)
 
     # 1. Data: STS-B (or the user's pairs), scores scaled to 0..1

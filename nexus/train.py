@@ -6,7 +6,6 @@ checkpoint), and it can start from such a state, so a killed run continues where
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import random
@@ -79,18 +78,15 @@ def restore_global_rng(state: dict) -> None:
     random.setstate(state["python"])
 
 
-@contextlib.contextmanager
-def flushed_denormals(enabled: bool):
-    """Float32 values below ~1e-38 computed as zero (where the CPU supports it). A new dendrite's
-    small weights and gradients produce such denormals, which x86 CPUs compute on many times
-    slower: epochs with dendrites took up to 2x as long, with the same results to 4 decimals."""
-    if not enabled or not torch.set_flush_denormal(True):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
+def set_denormal_flushing(enabled: bool) -> None:
+    """Float32 values below ~1e-38 computed as zero (where the CPU supports it), or not. A new
+    dendrite's small weights and gradients produce such denormals, which x86 CPUs compute on many
+    times slower: an epoch with a dendrite took 1.7x as long (same results to 4 decimals).
+
+    Call it before the process's first parallel torch operation: OpenMP's worker threads copy the
+    floating-point mode of the thread that starts them and keep it, so a later call changes this
+    thread only (and results may then depend on the thread count)."""
+    torch.set_flush_denormal(enabled)
 
 
 def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: int,
@@ -121,30 +117,29 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
         if resume_state["complete"]:
             return FitResult(best, first_epoch)
 
-    with flushed_denormals(bool(train_cfg.flush_denormals)):
-        epoch = first_epoch - 1
-        for epoch in range(first_epoch, int(train_cfg.max_epochs)):
-            started = time.perf_counter()
-            loss = train_one_epoch(net, optimizer, train, int(train_cfg.batch_size), generator, stop_requested)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"train/loss is {loss} at epoch {epoch}")
-            spearman, pearson = correlations(cosine_predictions(net, val), val.scores.cpu().numpy())
-            record = {"epoch": epoch, "train/loss": loss, "val/spearman": spearman, "val/pearson": pearson,
-                      **growth.state(net)}
-            if spearman > best.record["val/spearman"]:
-                # Copy before PAI's decision: the decision may restructure this very object.
-                backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())
-                best = Best(copy.deepcopy(net), epoch, record, backbone_state)
-            decision = growth.after_epoch(spearman, net, optimizer, last=epoch == int(train_cfg.max_epochs) - 1)
-            record["time/epoch_s"] = time.perf_counter() - started
-            net, optimizer = decision.net, decision.optimizer
-            events = ([decision.event] if decision.event else []) + (["training_complete"] if decision.complete else [])
-            on_epoch(record, events, net)
-            # One object for everything PAI links together (its tracker points into the network).
-            save_state({"epoch": epoch, "net": net, "optimizer": optimizer.state_dict(), "best": best,
-                        "generator": generator.get_state(), "global_rng": global_rng(), "complete": decision.complete,
-                        "growth": growth.checkpoint_state(),
-                        "backbone": None if backbone is None else backbone.state_dict()})
-            if decision.complete:
-                break
+    epoch = first_epoch - 1
+    for epoch in range(first_epoch, int(train_cfg.max_epochs)):
+        started = time.perf_counter()
+        loss = train_one_epoch(net, optimizer, train, int(train_cfg.batch_size), generator, stop_requested)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"train/loss is {loss} at epoch {epoch}")
+        spearman, pearson = correlations(cosine_predictions(net, val), val.scores.cpu().numpy())
+        record = {"epoch": epoch, "train/loss": loss, "val/spearman": spearman, "val/pearson": pearson,
+                  **growth.state(net)}
+        if spearman > best.record["val/spearman"]:
+            # Copy before PAI's decision: the decision may restructure this very object.
+            backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())
+            best = Best(copy.deepcopy(net), epoch, record, backbone_state)
+        decision = growth.after_epoch(spearman, net, optimizer, last=epoch == int(train_cfg.max_epochs) - 1)
+        record["time/epoch_s"] = time.perf_counter() - started
+        net, optimizer = decision.net, decision.optimizer
+        events = ([decision.event] if decision.event else []) + (["training_complete"] if decision.complete else [])
+        on_epoch(record, events, net)
+        # One object for everything PAI links together (its tracker points into the network).
+        save_state({"epoch": epoch, "net": net, "optimizer": optimizer.state_dict(), "best": best,
+                    "generator": generator.get_state(), "global_rng": global_rng(), "complete": decision.complete,
+                    "growth": growth.checkpoint_state(),
+                    "backbone": None if backbone is None else backbone.state_dict()})
+        if decision.complete:
+            break
     return FitResult(best, epoch + 1)

@@ -1,5 +1,9 @@
 """Full STS-B (slow, minutes on a CPU): python -m pytest -m slow"""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -48,3 +52,21 @@ def test_full_dendritic_run_grows_dendrites_and_is_tracked(tmp_path):
         == read_jsonl(tmp_path / "metrics.jsonl")
     artifacts = [a for a in records(tmp_path, "artifact") if a["type"] == "model"]
     assert len(artifacts) == 1
+
+
+def test_the_number_of_threads_does_not_change_results(tmp_path):
+    """Denormals are flushed on every thread (set before OpenMP starts its workers), so one torch
+    thread and two give the same run, dendrites included. (Needs full-size dev and training:
+    on smoke data no operation is big enough to be split across threads.)"""
+    for threads in ("1", "2"):
+        done = subprocess.run([sys.executable, str(REPO / "launch.py"), "+experiment=dendritic", "pai=every_epoch",
+                               "train.max_epochs=2", "logger=none", f"hydra.run.dir={tmp_path / threads}"],
+                              env={**os.environ, "OMP_NUM_THREADS": threads}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert read_jsonl(tmp_path / "1" / "events.jsonl")[0]["kind"] == "dendrites_added"
+
+    def without_times(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+    assert without_times(read_jsonl(tmp_path / "1" / "metrics.jsonl")) == \
+        without_times(read_jsonl(tmp_path / "2" / "metrics.jsonl"))

@@ -97,3 +97,4 @@ def test_same_config_and_seed_give_identical_results(tmp_path, uninterrupted):
     reference = uninterrupted / "dendritic"
     assert without_times(read_jsonl(tmp_path / "metrics.jsonl")) == without_times(read_jsonl(reference / "metrics.jsonl"))
     assert comparable(read_json(tmp_path / "summary.json")) == comparable(read_json(reference / "summary.json"))
+

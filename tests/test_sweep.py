@@ -316,8 +316,16 @@ MULTIRUN = ["+experiment=smoke", "logger=none", "seed=0", "pai=disabled,history"
 
 @pytest.fixture(scope="module")
 def in_process_multirun(tmp_path_factory):
+    """With the torch threads of the sweep's runs (2 workers: cores/2 each), as below."""
+    import torch
+
     folder = tmp_path_factory.mktemp("multirun")
-    assert launch("-m", *MULTIRUN, f"hydra.sweep.dir={folder}") == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        assert launch("-m", *MULTIRUN, f"hydra.sweep.dir={folder}") == 0
+    finally:
+        torch.set_num_threads(threads)
     return completed_runs(folder)
 
 
