@@ -112,7 +112,9 @@ class WandbRun:
         self.run.summary.update({k: v for k, v in summary.items() if k != "config"})
         if self.log_model and (self.run_dir / "model").is_dir():
             artifact = wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"status": summary["status"]})
-            artifact.add_dir(str(self.run_dir / "model"))
+            # "immutable": no copy in W&B's staging folder (offline, one per run, kept until synced:
+            # 90 MB a run) nor in its cache after an upload; the run folder keeps the files, unchanged.
+            artifact.add_dir(str(self.run_dir / "model"), policy="immutable", skip_cache=True)
             self.run.log_artifact(artifact)
         self.run.finish(exit_code=0 if summary["status"] == "completed" else 1)
 

@@ -81,7 +81,7 @@ def restore_global_rng(state: dict) -> None:
 def set_denormal_flushing(enabled: bool) -> None:
     """Float32 values below ~1e-38 computed as zero (where the CPU supports it), or not. A new
     dendrite's small weights and gradients produce such denormals, which x86 CPUs compute on many
-    times slower: an epoch with a dendrite took 1.7x as long (same results to 4 decimals).
+    times slower: an epoch with a dendrite took about 2x as long (same results to 4 decimals).
 
     Call it before the process's first parallel torch operation: OpenMP's worker threads copy the
     floating-point mode of the thread that starts them and keep it, so a later call changes this

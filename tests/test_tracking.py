@@ -19,9 +19,12 @@ def records(run_dir, kind):
 
 @pytest.fixture(scope="module")
 def dendritic_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("tracked") / "run"
-    assert launch("+experiment=smoke", "pai=every_epoch", "logger.log_model=true", "logger.tags=[team-a]",
-                  f"hydra.run.dir={run_dir}") == 0
+    root = tmp_path_factory.mktemp("tracked")
+    run_dir = root / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_DATA_DIR", str(root / "wandb-data"))  # W&B's own staging area, for the test below
+        assert launch("+experiment=smoke", "pai=every_epoch", "logger.log_model=true", "logger.tags=[team-a]",
+                      f"hydra.run.dir={run_dir}") == 0
     return run_dir
 
 
@@ -125,3 +128,12 @@ def test_logger_none_creates_no_wandb_files(tmp_path):
     run_dir = tmp_path / "run"
     assert launch("+experiment=smoke", "logger=none", f"hydra.run.dir={run_dir}") == 0
     assert not list(run_dir.rglob("wandb*"))
+
+
+def test_the_model_artifact_is_not_copied_into_wandbs_staging_area(dendritic_run):
+    """Offline W&B keeps a staged copy of every artifact file until it is synced: 90 MB a run for
+    the model folder. Its files are added as immutable, so W&B reads them from the run folder."""
+    staging = dendritic_run.parent / "wandb-data" / "artifacts" / "staging"
+    staged = [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
+    assert sum(p.stat().st_size for p in staged) < 1 << 20
+    assert (dendritic_run / "model" / "model.safetensors").stat().st_size > 50 << 20  # what would have been copied
