@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.util
 import json
 import math
 import os
@@ -83,18 +82,6 @@ def quiet():
     """Library chatter (progress bars, PAI's banner, 'encoding N sentences') off the table output."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         yield
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def machine() -> dict:
@@ -242,10 +229,9 @@ def summarize_epochs(records: list[dict]) -> dict:
     if kept:
         out["epoch_s"] = median([r["epoch_s"] for r in kept])
         out["epoch_cpu_s"] = median([r["epoch_cpu_s"] for r in kept])
-        out["decide_s"] = median([r.get("decide_s", 0.0) for r in kept])
+        out["decide_s"] = median([r["decide_s"] for r in kept])
         out["train_and_dev_s"] = out["epoch_s"] - out["decide_s"]
-        if all("checkpoint_s" in r for r in kept):
-            out["checkpoint_s"] = median([r["checkpoint_s"] for r in kept])
+        out["checkpoint_s"] = median([r["checkpoint_s"] for r in kept])
         out["load"] = median([r["load"] for r in kept])
     return out
 
@@ -321,8 +307,9 @@ def measure_dendrite_epoch(cfg, inputs, run_dir: Path, reps: int) -> dict:
     # As configured (train.flush_denormals, set for the whole process at its start), then, with one
     # thread only, the other way (a later switch reaches this thread, not OpenMP's workers).
     flush = bool(cfg.train.flush_denormals)
-    for prefix in ("", "other_") if torch.get_num_threads() == 1 else ("",):
-        set_denormal_flushing(flush if not prefix else not flush)
+    settings = [("", flush), ("other_", not flush)] if torch.get_num_threads() == 1 else [("", flush)]
+    for prefix, setting in settings:
+        set_denormal_flushing(setting)
         times, cpu = [], []
         for _ in range(reps + 1):
             started, cpu_started = time.perf_counter(), time.process_time()
@@ -330,7 +317,7 @@ def measure_dendrite_epoch(cfg, inputs, run_dir: Path, reps: int) -> dict:
             correlations(cosine_predictions(net, inputs["val"]), val_gold)
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
-        out.update({f"{prefix}flush_denormals": flush if not prefix else not flush,
+        out.update({f"{prefix}flush_denormals": setting,
                     f"{prefix}train_and_dev_s": median(times[1:]), f"{prefix}train_and_dev_cpu_s": median(cpu[1:]),
                     f"{prefix}times": times})
     set_denormal_flushing(flush)
@@ -344,6 +331,8 @@ def profile(base_cfg, pai_cfg, inputs, work: Path, threads: int) -> dict:
         from pyinstrument import Profiler
     except ImportError:
         return {"skipped": "pyinstrument is not installed (pip install pyinstrument)"}
+    from nexus.run import torch_threads
+
     out = {}
     with torch_threads(threads):
         for name, cfg, graphs in (("baseline", base_cfg, None), ("dendritic", pai_cfg, True)):
@@ -558,6 +547,7 @@ def in_process(args, res: dict, work: Path, home: Path, save) -> None:
 
     from nexus.backbone import load_backbone
     from nexus.data import load_splits
+    from nexus.run import torch_threads
     from nexus.train import set_denormal_flushing
 
     reps = res["reps"]
@@ -651,8 +641,8 @@ def main(argv: list[str] | None = None) -> int:
         res["sweep"] = {}
         if args.skip_sweep:
             res["sweep"]["all"] = {"skipped": "--skip-sweep"}
-        elif importlib.util.find_spec("nexus.sweep") is None or not args.sweep_file.is_file():
-            res["sweep"]["all"] = {"skipped": f"nexus.sweep or {args.sweep_file} is missing"}
+        elif not args.sweep_file.is_file():
+            res["sweep"]["all"] = {"skipped": f"{args.sweep_file} is missing"}
             say(res["sweep"]["all"]["skipped"])
         else:
             for workers in (int(w) for w in args.sweep_workers.split(",")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -35,6 +36,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to `n` inside the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def pick_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -49,13 +61,9 @@ def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str,
         print(f"encoding {len(sentences)} new sentences (cached for later runs)")
         # Called under the cache's lock, so no other process encodes now; sweep workers that wait
         # for this cache are idle: every core, whatever share of them this run was given.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(threads, os.cpu_count() or 1))
-        try:
+        with torch_threads(max(torch.get_num_threads(), os.cpu_count() or 1)):
             return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
                                    convert_to_numpy=True, show_progress_bar=True)
-        finally:
-            torch.set_num_threads(threads)
 
     # One cache call for all splits: a single progress bar, a single shard.
     sentences = [s for pairs in splits.values() for s in (*pairs.sentences1, *pairs.sentences2)]

@@ -574,15 +574,10 @@ def results_rows(runs: list[Run], metric: str | None, maximize: bool) -> tuple[l
 
 def print_results(runs: list[Run], metric: str | None, maximize: bool, title: str) -> None:
     header, rows = results_rows(runs, metric, maximize)
+    from rich.console import Console
+    from rich.table import Table
+
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # rich is not a declared dependency: a plain table then
-        print(title)
-        for cells in [header, *rows]:
-            print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip())
-        return
     table = Table(title=title)
     for name in header:
         table.add_column(name)
