@@ -26,9 +26,11 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 def train(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from nexus.config import group_choices
     from nexus.run import run
 
-    run(cfg, HydraConfig.get().runtime.output_dir)
+    runtime = HydraConfig.get().runtime
+    run(cfg, runtime.output_dir, group_choices(runtime.choices))
 
 
 def all_jobs_completed(output_dir: Path, multirun: bool, since: float) -> bool:

@@ -1,6 +1,6 @@
 """Comparison report for finished NEXUS runs: dendritic configurations against their baseline.
 
-    python -m nexus.compare RUNS_DIR [RUNS_DIR ...] --out OUT [--baseline NAME] [--wandb ENTITY/PROJECT[/SWEEP]]
+    python -m nexus.compare RUNS_DIR [RUNS_DIR ...] --out OUT [--baseline NAME] [--wandb ENTITY/PROJECT[/SWEEP]|DIR]
 
 Reads run folders (any directory holding a ``summary.json``; sweep and Hydra multirun folders are
 searched recursively), groups runs by configuration (the resolved config without the seed), and
@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
-from nexus.config import NOT_CONFIGURATION
+from nexus.config import NOT_CONFIGURATION, flatten
 
 # --------------------------------------------------------------------------------------------------
 # Constants
@@ -159,18 +159,6 @@ class Comparison:
 # --------------------------------------------------------------------------------------------------
 
 
-def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"train": {"lr": 1e-4}} -> {"train.lr": 1e-4}. Lists stay values (they are config leaves)."""
-    flat: dict[str, Any] = {}
-    for key, value in nested.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
-
-
 def find_run_folders(root: Path) -> list[Path]:
     """Every folder under root (root included) holding summary.json; no descent below a run folder."""
     found = []
@@ -272,22 +260,20 @@ def load_folders(folders: Sequence[str]) -> list[Run]:
 
 
 def load_wandb_runs(path: str) -> list[Run]:
-    """Runs of a W&B project (entity/project) or sweep (entity/project/sweep_id) via wandb.Api().
+    """Runs as W&B recorded them: a project (entity/project) or sweep (entity/project/sweep_id) via
+    wandb.Api(), or a local folder of W&B run folders (offline runs, read with `wandb leet`).
 
     Summary, config and history map onto the run-folder structures; test predictions come from the
     run's file predictions/test.csv, which exists only if the training job uploaded it (wandb.save);
     without it the run counts as lacking predictions. Any failure to reach or read W&B becomes a
     one-line CompareError.
     """
+    local = Path(path).is_dir()
     parts = path.strip("/").split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise CompareError(f"--wandb wants entity/project or entity/project/sweep_id, got {path!r}")
+    if not local and (len(parts) not in (2, 3) or not all(parts)):
+        raise CompareError(f"--wandb wants entity/project, entity/project/sweep_id or a folder, got {path!r}")
     try:
-        import wandb
-
-        api = wandb.Api(timeout=WANDB_TIMEOUT_S)
-        wandb_runs = list(api.sweep(path).runs if len(parts) == 3 else api.runs(path))
-        runs = [_run_from_wandb(wandb_run) for wandb_run in wandb_runs]
+        runs = _load_offline_wandb_runs(Path(path)) if local else _load_server_runs(path, parts)
     except CompareError:
         raise
     except Exception as exc:  # wandb raises many types (UsageError, CommError, HTTP errors)
@@ -298,22 +284,58 @@ def load_wandb_runs(path: str) -> list[Run]:
     return runs
 
 
-def _run_from_wandb(wandb_run: Any) -> Run:
-    summary = {k: v for k, v in dict(wandb_run.summary_metrics).items() if not k.startswith("_")}
-    summary["config"] = dict(wandb_run.config)
+def _load_server_runs(path: str, parts: list[str]) -> list[Run]:
+    import wandb
+
+    api = wandb.Api(timeout=WANDB_TIMEOUT_S)
+    runs = []
+    for wandb_run in (api.sweep(path).runs if len(parts) == 3 else api.runs(path)):
+        def download(tmp: str, wandb_run=wandb_run) -> Path:
+            wandb_run.file("predictions/test.csv").download(root=tmp, replace=True)
+            return Path(tmp) / "predictions" / "test.csv"
+
+        runs.append(_run_from_wandb(f"wandb:{'/'.join(wandb_run.path)}", dict(wandb_run.config),
+                                    dict(wandb_run.summary_metrics), wandb_run.state,
+                                    lambda wandb_run=wandb_run: wandb_run.scan_history(), download))
+    return runs
+
+
+def _load_offline_wandb_runs(folder: Path) -> list[Run]:
+    from nexus.tracking import read_offline_run, read_offline_run_state
+
+    runs = []
+    for record_file in sorted(folder.rglob("run-*.wandb")):
+        run_dir = record_file.parent
+        state = read_offline_run_state(run_dir)
+        csv_file = run_dir / "files" / "predictions" / "test.csv"
+        runs.append(_run_from_wandb(
+            str(run_dir), state["config"], state["summary"], state["state"],
+            lambda run_dir=run_dir: [r["history"]["item"] for r in read_offline_run(run_dir) if r["type"] == "history"],
+            lambda tmp, csv_file=csv_file: csv_file))
+    if not runs:
+        raise CompareError(f"{folder}: no W&B runs (no run-*.wandb below it)")
+    return runs
+
+
+def _run_from_wandb(source: str, config: dict, summary: dict, state: str, history, predictions_file) -> Run:
+    """A W&B run as a Run: `history()` gives its logged rows, `predictions_file(tmp)` its test.csv."""
+    summary = {k: v for k, v in summary.items() if not k.startswith("_")}
+    config = flatten({k: v for k, v in config.items() if not k.startswith("_")})
+    # W&B keeps each config group's option beside its dotted keys (pai: history, pai.mode: ...);
+    # grouping reads the dotted keys, as it does for run folders.
+    summary["config"] = {k: v for k, v in config.items() if not any(o.startswith(f"{k}.") for o in config)}
     # The W&B run state stands in for the harness's status when the summary does not carry one.
     state_to_status = {"finished": COMPLETED, "crashed": "failed", "failed": "failed", "killed": "interrupted"}
-    summary.setdefault("status", state_to_status.get(wandb_run.state, wandb_run.state))
-    run = Run(source=f"wandb:{'/'.join(wandb_run.path)}", summary=summary, config=config_of(summary))
+    summary.setdefault("status", state_to_status.get(state, state))
+    run = Run(source=source, summary=summary, config=config_of(summary))
     if run.status == COMPLETED:
         # epoch -1 holds the zero-shot numbers; a restructure is marked on its epoch's row
-        history = [r for r in wandb_run.scan_history() if isinstance(r.get("epoch"), (int, float)) and r["epoch"] >= 0]
-        run.metrics = history
-        run.events = [{"epoch": r["epoch"], "kind": r["pai/restructure"]} for r in history if r.get("pai/restructure")]
+        rows = [r for r in history() if isinstance(r.get("epoch"), (int, float)) and r["epoch"] >= 0]
+        run.metrics = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        run.events = [{"epoch": r["epoch"], "kind": r["pai/restructure"]} for r in rows if r.get("pai/restructure")]
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                wandb_run.file("predictions/test.csv").download(root=tmp, replace=True)
-                run.test_predictions = read_predictions(Path(tmp) / "predictions" / "test.csv")
+                run.test_predictions = read_predictions(predictions_file(tmp))
             except Exception:  # wandb signals a missing file with its own error types
                 pass  # left as None: require_predictions() reports it with every other such run
     return run
@@ -1085,7 +1107,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="folder for report.md, report.html, table.csv, PNGs")
     parser.add_argument("--baseline", help="compare every configuration with this one (name or substring)")
     parser.add_argument(
-        "--wandb", metavar="ENTITY/PROJECT[/SWEEP]", help="also read runs from W&B (needs a reachable server)"
+        "--wandb", metavar="ENTITY/PROJECT[/SWEEP]",
+        help="also read runs from W&B (a reachable server), or from a folder of W&B run folders (offline runs)"
     )
     return parser.parse_args(argv)
 

@@ -26,6 +26,25 @@ def configuration_id(config: dict) -> str:
     return hashlib.sha1(json.dumps(configuration(config), sort_keys=True).encode()).hexdigest()[:8]
 
 
+def flatten(nested: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 1e-4}} -> {"train.lr": 1e-4}. Lists stay values (they are config leaves)."""
+    flat: dict = {}
+    for key, value in nested.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def group_choices(choices: dict) -> dict:
+    """The option picked in each of our config groups ({"pai": "history", "experiment": "smoke"}),
+    from Hydra's runtime choices, without Hydra's own groups (hydra/launcher, ...)."""
+    return {group: option for group, option in choices.items()
+            if option is not None and "/" not in group and group != "hydra"}
+
+
 def _number(cfg, key: str, kind, minimum, strict: bool = False):
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
@@ -67,7 +86,8 @@ def check(cfg: DictConfig) -> None:
     _number(cfg, "model.max_seq_length", int, 1)
     _choice(cfg, "logger.backend", ("wandb", "none"))
     if cfg.logger.backend == "wandb":
-        _choice(cfg, "logger.mode", ("offline", "online", "disabled"))
+        _choice(cfg, "logger.mode", ("auto", "offline", "online", "disabled"))
+        _number(cfg, "logger.init_timeout", float, 0, strict=True)
     for split in ("train", "val", "test"):
         limit = cfg.data.limit[split]
         if limit is not None:

@@ -162,8 +162,9 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     })
 
 
-def run(cfg, run_dir: str | Path) -> dict:
-    """Train and evaluate one configuration in `run_dir`; returns summary.json's content."""
+def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:
+    """Train and evaluate one configuration in `run_dir`; returns summary.json's content.
+    `choices`: the option picked in each config group (W&B keeps them beside the config)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -171,7 +172,7 @@ def run(cfg, run_dir: str | Path) -> dict:
     resumed = load_checkpoint(run_dir, cfg.resume, config)
     summary = {"status": "running", "reason": None, "experiment": cfg.experiment, "seed": int(cfg.seed),
                "pai": cfg.pai.mode, "configuration_id": configuration_id(config)}
-    log = RunLog(cfg, run_dir, resumed)
+    log = RunLog(cfg, run_dir, resumed, choices)
     stop = threading.Event()
     previous_handler = None
     if threading.current_thread() is threading.main_thread():

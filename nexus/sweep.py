@@ -7,8 +7,9 @@ What an agent would do, offline: W&B's own search engine (the open-source `sweep
 one the W&B server runs) picks each parameter set, for grid, random and bayes, and the command
 line is built by the functions `wandb agent` uses. To that command the runner appends the
 --override values, then its own two overrides: `hydra.run.dir=DIR/runs/<run>` and
-`++logger.group=<sweep name>` (++ because `logger=none` has no group key), so every run of the
-sweep sits in one W&B group (offline, under <run>/wandb). Two deliberate differences:
+`++logger.sweep=<sweep name>` (++ because `logger=none` has no such key), so every run of the
+sweep carries the W&B tag `sweep:<name>`; its W&B group stays its configuration without the seed,
+as for a run started any other way. Two deliberate differences:
 
 - ${interpreter} is this Python (sys.executable) where the agent puts `python` from PATH, so the
   runs use the environment the runner was started from.
@@ -466,7 +467,7 @@ class SweepRunner:
         run.command = [*agent_command(self.config, run.params, interpreter=sys.executable,
                                       args_json_file=str(run_dir / "sweep_args.json")),
                        *self.overrides, f"hydra.run.dir={hydra_string(str(run_dir))}",
-                       f"++logger.group={hydra_string(self.name)}"]
+                       f"++logger.sweep={hydra_string(self.name)}"]
         if "${args_json_file}" in map(str, self.config.get("command") or []):
             (run_dir / "sweep_args.json").write_text(json.dumps(run.values()))
         with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:

@@ -1,7 +1,7 @@
 """Where a run's numbers go: local files always (metrics.jsonl, events.jsonl, summary.json), W&B when on.
 
-One vocabulary everywhere (see README, "Metrics"). Local files are written first and W&B errors
-are contained, so a W&B failure (disk, bad settings) never loses the local record.
+One vocabulary everywhere (README, "A run's folder"). Local files are written first and W&B errors
+are contained, so a W&B failure (disk, bad settings, no server) never loses the local record.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from nexus.config import configuration_id
+from nexus.config import configuration_id, flatten
 
 SUMMARY_FILE = "summary.json"
 
@@ -58,10 +58,46 @@ class LocalFiles:
                 f.write(json.dumps(row) + "\n")
 
 
-class WandbRun:
-    """One W&B run per job (offline unless the user says online), files inside the run folder."""
+def wandb_config(cfg, choices: dict) -> dict:
+    """The run's W&B config, the same whatever started it: flat dotted keys of the resolved config
+    (`pai.mode`, `train.lr`) and each config group's chosen option under the group's name
+    (`pai: history`, `experiment: smoke`). A sweep parameter (`seed`, `train.lr`, `pai`) thus names
+    a key that holds the value the run used: W&B's lock on sweep keys changes nothing."""
+    return {**flatten(OmegaConf.to_container(cfg, resolve=True)), **choices}
 
-    def __init__(self, cfg, run_dir: Path, resumed: dict | None):
+
+def credentials_source() -> str | None:
+    """Where W&B would find credentials for its base URL (what `wandb.init` looks at), or None."""
+    from wandb.sdk import wandb_setup
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE"):
+        if os.environ.get(name):
+            return f"{name} in the environment"
+    settings = wandb_setup.singleton().settings
+    try:
+        if read_netrc_auth(host=settings.base_url):
+            return f"the .netrc entry for {settings.base_url}"
+    except Exception:  # noqa: BLE001  a malformed entry is W&B's to report if the user goes online
+        pass
+    return "W&B's settings (wandb login)" if settings.api_key else None
+
+
+def choose_mode(requested: str) -> tuple[str, str]:
+    """W&B mode for logger.mode, and why: `auto` is online exactly when W&B has credentials."""
+    if requested != "auto":
+        return requested, f"logger.mode={requested}"
+    source = credentials_source()
+    if source:
+        return "online", f"logger.mode=auto; credentials from {source}"
+    return "offline", "logger.mode=auto; no W&B credentials in WANDB_API_KEY, ~/.netrc or `wandb login`"
+
+
+class WandbRun:
+    """One W&B run per job, files inside the run folder. Online only with credentials (`auto`);
+    a server that does not answer within logger.init_timeout costs that wait, then an offline run."""
+
+    def __init__(self, cfg, run_dir: Path, resumed: dict | None, choices: dict):
         import wandb
 
         self.wandb = wandb
@@ -69,22 +105,42 @@ class WandbRun:
         self.log_model = bool(cfg.logger.log_model)
         self.events: list[dict] = list((resumed or {}).get("events", []))
         names = describe(cfg)
-        resume_id = (resumed or {}).get("wandb_id")
-        self.run = wandb.init(
-            id=resume_id,
-            resume="allow" if resume_id else None,
+        sweep_id = os.environ.get("WANDB_SWEEP_ID")  # set by `wandb agent`
+        previous_id = (resumed or {}).get("wandb_id")
+        # W&B does not resume a run inside a sweep: a resumed sweep run is a new W&B run that names
+        # the one it continues and carries the epochs before the checkpoint again (log_start).
+        self.replay = list((resumed or {}).get("history", [])) if sweep_id and previous_id else []
+        mode, why = choose_mode(cfg.logger.mode)
+        print(f"W&B: {mode} ({why})")
+        if sweep_id and mode == "offline":
+            print(f"warning: W&B sweep {sweep_id} will not see this run: it is logged offline; upload it "
+                  "later with `nexus-publish` or `wandb sync`", file=sys.stderr)
+        init = dict(
+            id=None if self.replay else previous_id,
+            resume="allow" if previous_id and not self.replay else None,
             project=cfg.logger.project,
             entity=cfg.logger.entity,
             name=cfg.logger.run_name or names["run_name"],
             group=cfg.logger.group or names["group"],
             job_type=cfg.logger.job_type or names["job_type"],
-            tags=[*names["tags"], *cfg.logger.tags],
-            config=OmegaConf.to_container(cfg, resolve=True),
+            tags=[*names["tags"], *([f"sweep:{cfg.logger.sweep}"] if cfg.logger.sweep else []),
+                  *(["resumed"] if self.replay else []), *cfg.logger.tags],
+            notes=f"continues W&B run {previous_id} from its checkpoint" if self.replay else None,
+            config=wandb_config(cfg, choices),
             dir=str(run_dir),
-            mode=cfg.logger.mode,
             reinit="finish_previous",
-            settings=wandb.Settings(console="off", silent=True),
+            settings=wandb.Settings(console="off", silent=True, init_timeout=float(cfg.logger.init_timeout)),
         )
+        try:
+            self.run = wandb.init(mode=mode, **init)
+        except Exception as err:
+            if mode != "online":
+                raise
+            print(f"warning: W&B server not reachable ({' '.join(str(err).split())[:200]}); logging offline "
+                  "instead: upload later with `nexus-publish` or `wandb sync`", file=sys.stderr)
+            self.run = wandb.init(mode="offline", **init)
+        if self.replay:
+            self.run.summary["resumed_from"] = previous_id
         self.run.define_metric("epoch")
         for prefix in ("train/*", "val/*", "pai/*", "time/*", "zero_shot/*"):
             self.run.define_metric(prefix, step_metric="epoch")
@@ -93,11 +149,17 @@ class WandbRun:
     def log_start(self, summary: dict) -> None:
         zero_shot = {k: v for k, v in summary.items() if k.startswith("zero_shot/")}
         self.run.log({"epoch": -1, **zero_shot})
+        for record in self.replay:
+            self.run.log(self.row(record, [e for e in self.events if e["epoch"] == record["epoch"]]))
 
     def log_epoch(self, record: dict, events: list[dict]) -> None:
         self.events.extend(events)
-        marks = {"pai/restructure": "+".join(e["kind"] for e in events)} if events else {}
-        self.run.log({**record, **marks})
+        self.run.log(self.row(record, events))
+
+    @staticmethod
+    def row(record: dict, events: list[dict]) -> dict:
+        """An epoch's W&B row: its metrics, and the kinds of its PAI events, if any."""
+        return {**record, **({"pai/restructure": "+".join(e["kind"] for e in events)} if events else {})}
 
     def log_end(self, summary: dict) -> None:
         wandb = self.wandb
@@ -122,10 +184,11 @@ class WandbRun:
 class RunLog:
     """Fans each record out to every sink; a failing W&B sink is dropped with a warning."""
 
-    def __init__(self, cfg, run_dir: Path, resumed: dict | None = None):
+    def __init__(self, cfg, run_dir: Path, resumed: dict | None = None, choices: dict | None = None):
+        """`choices`: the option picked in each config group, for W&B's config (wandb_config)."""
         self.sinks: list = [LocalFiles(run_dir, resumed)]
         if cfg.logger.backend == "wandb":
-            self._guard(lambda: self.sinks.append(WandbRun(cfg, run_dir, resumed)), "init")
+            self._guard(lambda: self.sinks.append(WandbRun(cfg, run_dir, resumed, choices or {})), "init")
 
     @property
     def wandb_id(self) -> str | None:
@@ -155,8 +218,18 @@ class RunLog:
         self._each("log_end", summary)
 
 
+def leet_inspect(path: Path, *flags: str) -> str:
+    """`wandb leet inspect --json FLAGS PATH` (wandb's own reader of a run's .wandb log), from this
+    Python's wandb, so it works whether or not the environment's bin/ is on PATH."""
+    return subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", *flags, str(path)],
+                          capture_output=True, text=True, check=True).stdout
+
+
 def read_offline_run(path: Path) -> list[dict]:
-    """Records of an offline W&B run (its .wandb file or folder), read by wandb's own reader."""
-    out = subprocess.run(["wandb", "leet", "inspect", "--json", str(path)],
-                         capture_output=True, text=True, check=True)
-    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    """Records of an offline W&B run (its .wandb file or folder), one per line of its log."""
+    return [json.loads(line) for line in leet_inspect(path).splitlines() if line.strip()]
+
+
+def read_offline_run_state(path: Path) -> dict:
+    """A W&B run's final state (config, summary, state, tags, ...) as one object."""
+    return json.loads(leet_inspect(path, "--summary"))

@@ -18,6 +18,9 @@ def nexus_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("nexus_home")
     os.environ["NEXUS_HOME"] = str(home)
     os.environ["WANDB_SILENT"] = "true"
+    # logger.mode=auto goes online wherever W&B has credentials: tests never do (those of the mode
+    # itself set their own environment).
+    os.environ["WANDB_MODE"] = "offline"
     return home
 
 

@@ -157,18 +157,23 @@ def restarted_sweep(tmp_path_factory):
             "output": (folder.parent / "second.log").read_text(), "state": sweep_state(folder)}
 
 
-def test_offline_sweep_logs_every_run_to_one_wandb_group(restarted_sweep):
+def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_sweep):
     assert restarted_sweep["code"] == 0, restarted_sweep["output"][-3000:]
     runs = restarted_sweep["state"]["runs"]
     assert len(runs) == 4 and all(run["state"] == "finished" for run in runs)
+    groups = {}
     for run in runs:
         run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
-        assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.group='smoke'"]
+        assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.sweep='smoke'"]
         assert "logger.log_model=false" in run["command"]
         records = read_offline_run(run_dir / "wandb")
         (header,) = [r["run"] for r in records if r["type"] == "run"]
-        assert header["run_group"] == "smoke"
+        assert "sweep:smoke" in header["tags"]
+        groups.setdefault(run["params"]["pai"]["value"], set()).add(header["run_group"])
         assert [r["exit"]["exit_code"] for r in records if r["type"] == "exit"] == [0]
+    # seeds of one configuration share a group; the two configurations do not
+    assert {pai: len(found) for pai, found in groups.items()} == {"disabled": 1, "history": 1}
+    assert groups["disabled"] != groups["history"]
     assert "run-000" in restarted_sweep["output"] and "best/val_spearman" in restarted_sweep["output"]
 
 

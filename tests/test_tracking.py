@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import launch, read_json, read_jsonl
+from nexus.config import flatten
 from nexus.tracking import read_offline_run
 
 
@@ -67,7 +68,9 @@ def test_summary_config_and_names(dendritic_run):
     assert run["run_group"].startswith("smoke-every_epoch-lr0.0001-")
     assert {"experiment:smoke", "pai:every_epoch", "team-a"} <= set(run["tags"])
     config = {k: v for k, v in run["config"]["update"].items() if k != "_wandb"}
-    assert config == summary["config"]
+    choices = {"experiment": "smoke", "model": "minilm", "data": "stsb", "pai": "every_epoch", "train": "default",
+               "logger": "wandb"}
+    assert config == {**flatten(summary["config"]), **choices}  # flat keys, and each group's option
 
 
 def test_images_and_model_artifact(dendritic_run):
