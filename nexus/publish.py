@@ -2,15 +2,15 @@
 
     nexus-publish DIR --project ENTITY/PROJECT [--dry-run] [--out FILE]
 
-The stages, in order:
-1. Check the input, before any work: DIR holds W&B runs, ENTITY/PROJECT is one.
-2. Find the offline runs below DIR that W&B has not synced, by wandb's own rules: a run folder
-   named `offline-run-*` (`run-*` ran online), without the `.wandb.synced` marker `wandb sync` leaves.
-3. Check that W&B answers (a bounded wait): a `wandb sync` to a server that is down retries for good.
-4. Sync them with one `wandb sync` command naming each once (it orders a resumed run's files itself).
-5. A `nexus-sweep` folder (sweep.json): register its runs as one W&B sweep (`prior_runs`), so the
+First the checks, before any work: the input (DIR holds W&B runs, ENTITY/PROJECT is one); which
+offline runs W&B has not synced, by wandb's own rules (a run folder named `offline-run-*`, as
+`run-*` ran online, without the `.wandb.synced` marker `wandb sync` leaves); and, unless --dry-run,
+that W&B answers, within seconds (`wandb sync` to a server that is down retries for good). Then,
+numbered as it prints them:
+1. Sync those runs with one `wandb sync` command naming each once (it orders a resumed run's files).
+2. A `nexus-sweep` folder (sweep.json): register its runs as one W&B sweep (`prior_runs`), so the
    sweep page, parallel coordinates and parameter importance cover them.
-6. Save a workspace (wandb-workspaces): curves per run group with seed bands, dendrites, best dev
+3. Save a workspace (wandb-workspaces): curves per run group with seed bands, dendrites, best dev
    Spearman against the learning rate by PAI mode, the runs grouped by job type, and the verdict
    table of nexus-compare; filtered to the sweep's tag when DIR is a sweep.
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nexus.errors import UserError
+from nexus.sweep import STATE_FILE, Run
 
 CHECK_TIMEOUT_S = 10  # per request of the reachability check
-STATE_FILE = "sweep.json"  # nexus.sweep's state file
 # The runs table: columns beside the run name. Config keys are flat dotted names (`pai.mode`), whose
 # W&B path puts `.value` at the end (wandb_workspaces.expr.groupby_str_to_key explains both forms).
 COLUMNS = ["run:jobType", "config:pai.mode.value", "config:train.lr.value", "config:seed.value",
@@ -44,13 +44,13 @@ class Plan:
     entity: str
     project: str
     offline: list[Path]  # run folders to sync
-    skipped: dict[str, int]  # why other W&B runs are left alone: count
+    skipped: dict[str, int]  # why other W&B runs are left alone: how many
     sweep: dict | None  # sweep.json of a nexus-sweep folder
     sweep_run_ids: list[str]
 
 
 # ---------------------------------------------------------------------------------------------
-# 1-2. The input and what to sync
+# The checks: the input, what to sync, W&B answers
 # ---------------------------------------------------------------------------------------------
 
 def run_id(wandb_file: Path) -> str:
@@ -59,10 +59,9 @@ def run_id(wandb_file: Path) -> str:
 
 def sweep_run_ids(folder: Path, state: dict) -> list[str]:
     """The W&B ids of the runs the sweep's state file records (each parameter set's last attempt)."""
-    ids = []
-    for run in state.get("runs", []):
-        name = run["name"] if run.get("attempt", 1) == 1 else f"{run['name']}-attempt{run['attempt']}"
-        ids += [run_id(f) for f in sorted((folder / "runs" / name / "wandb").glob("*run-*/run-*.wandb"))]
+    runs = [Run(**record) for record in state["runs"]]
+    ids = [run_id(f) for run in runs
+           for f in sorted((folder / "runs" / run.folder_name / "wandb").glob("*run-*/run-*.wandb"))]
     return list(dict.fromkeys(ids))
 
 
@@ -85,15 +84,11 @@ def plan(folder: Path, project: str) -> Plan:
             state = json.loads((folder / STATE_FILE).read_text())
         except (OSError, ValueError) as err:
             raise UserError(f"{folder / STATE_FILE}: unreadable ({one_line(err)})") from None
-        if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or not state.get("name"):
-            raise UserError(f"{folder / STATE_FILE}: not a nexus-sweep state file (no name and config)")
+        if not isinstance(state, dict) or not {"name", "config", "runs"} <= state.keys():
+            raise UserError(f"{folder / STATE_FILE}: not a nexus-sweep state file (no name, config and runs)")
     return Plan(folder, parts[0], parts[1], offline, {"already synced": len(synced), "online": len(online)},
                 state, sweep_run_ids(folder, state) if state else [])
 
-
-# ---------------------------------------------------------------------------------------------
-# 3-5. W&B: reachable, sync, sweep
-# ---------------------------------------------------------------------------------------------
 
 def check_reachable() -> None:
     import wandb
@@ -105,19 +100,28 @@ def check_reachable() -> None:
         raise PublishError(f"cannot reach W&B at {url}: {one_line(err)}") from None
 
 
+# ---------------------------------------------------------------------------------------------
+# 1-2. Sync, sweep
+# ---------------------------------------------------------------------------------------------
+
+
 def sync_command(p: Plan) -> list[str]:
     return [sys.executable, "-m", "wandb", "sync", "--project", p.project, "--entity", p.entity,
             *map(str, p.offline)]
 
 
+def shown(command: list[str], n_paths: int) -> str:
+    """The command as one shell command, a run folder a line."""
+    return " \\\n       ".join([shlex.join(command[:-n_paths]), *map(shlex.quote, command[-n_paths:])])
+
+
 def sync(p: Plan) -> None:
-    done = subprocess.run(sync_command(p), stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    code = subprocess.run(sync_command(p), stdin=subprocess.DEVNULL).returncode  # its progress on the terminal
     # wandb-core writes the marker once a run is uploaded: the proof, whatever the exit code says.
     missed = [d for d in p.offline if not any(d.glob("run-*.wandb.synced"))]
-    if done.returncode or missed:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PublishError(f"wandb sync left {len(missed)} of {len(p.offline)} runs unsynced "
-                           f"(exit code {done.returncode}): {one_line(last)}")
+    if code or missed:
+        raise PublishError(f"wandb sync (exit code {code}) left {len(missed)} of {len(p.offline)} runs "
+                           f"unsynced, e.g. {missed[0] if missed else p.offline[0]}; its output is above")
 
 
 def register_sweep(p: Plan) -> str:
@@ -130,7 +134,7 @@ def register_sweep(p: Plan) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. The workspace
+# 3. The workspace
 # ---------------------------------------------------------------------------------------------
 
 def verdict_markdown(folder: Path) -> str:
@@ -150,6 +154,7 @@ def verdict_markdown(folder: Path) -> str:
 
 
 def workspace(p: Plan, verdicts: str):
+    # Imported here, as wandb is: bad input is refused without waiting for them.
     import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
 
@@ -207,8 +212,7 @@ def publish(folder: Path, project: str, dry_run: bool, out: Path | None) -> None
     skipped = ", ".join(f"{n} {why}" for why, n in p.skipped.items())
     print(f"1. sync {len(p.offline)} offline runs (skipped: {skipped})" + (":" if p.offline else ""))
     if p.offline:
-        command = sync_command(p)  # shown as one shell command, a run folder a line
-        print("   " + " \\\n       ".join([shlex.join(command[:-len(p.offline)]), *map(shlex.quote, command[-len(p.offline):])]))
+        print("   " + shown(sync_command(p), len(p.offline)))
         if not dry_run:
             sync(p)
     if p.sweep:
@@ -220,8 +224,7 @@ def publish(folder: Path, project: str, dry_run: bool, out: Path | None) -> None
         print("2. no sweep.json: no sweep to register")
     space = workspace(p, verdict_markdown(p.folder))
     scope = f"runs tagged sweep:{p.sweep['name']}" if p.sweep else "every run of the project"
-    print(f"3. save workspace {space.name!r} ({scope}): "
-          + "; ".join(f"{s.name}: {len(s.panels)} panels" for s in space.sections))
+    print(f"3. save workspace {space.name!r} ({scope}): " + "; ".join(s.name for s in space.sections))
     if out:
         out.write_text(json.dumps(space._to_model().model_dump(by_alias=True, exclude_none=True, mode="json"),
                                   indent=2) + "\n")
