@@ -1,0 +1,262 @@
+"""Publish what ran offline to W&B, and build the team's dashboard by command.
+
+    nexus-publish DIR --project ENTITY/PROJECT [--dry-run] [--out FILE]
+
+First the checks, before any work: the input (DIR holds W&B runs, ENTITY/PROJECT is one); which
+offline runs W&B has not synced, by wandb's own rules (a run folder named `offline-run-*`, as
+`run-*` ran online, without the `.wandb.synced` marker `wandb sync` leaves); and, unless --dry-run,
+that W&B answers, within seconds (`wandb sync` to a server that is down retries for good). Then,
+numbered as it prints them:
+1. Sync those runs with one `wandb sync` command naming each once (it orders a resumed run's files).
+2. A `nexus-sweep` folder (sweep.json): register its runs as one W&B sweep (`prior_runs`), so the
+   sweep page, parallel coordinates and parameter importance cover them.
+3. Save a workspace (wandb-workspaces): curves per run group with seed bands, dendrites, best dev
+   Spearman against the learning rate by PAI mode, the runs grouped by job type, and the verdict
+   table of nexus-compare; filtered to the sweep's tag when DIR is a sweep.
+
+--dry-run does no network I/O: it prints each step (the exact sync command, the sweep with its
+run ids) and, with --out, writes the workspace spec as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nexus.errors import UserError
+from nexus.sweep import STATE_FILE, Run
+
+CHECK_TIMEOUT_S = 10  # per request of the reachability check
+# The runs table: columns beside the run name. Config keys are flat dotted names (`pai.mode`), whose
+# W&B path puts `.value` at the end (wandb_workspaces.expr.groupby_str_to_key explains both forms).
+COLUMNS = ["run:jobType", "config:pai.mode.value", "config:train.lr.value", "config:seed.value",
+           "summary:best/val_spearman", "summary:test/spearman", "summary:pai/dendrites"]
+
+
+@dataclass
+class Plan:
+    folder: Path
+    entity: str
+    project: str
+    offline: list[Path]  # run folders to sync
+    skipped: dict[str, int]  # why other W&B runs are left alone: how many
+    sweep: dict | None  # sweep.json of a nexus-sweep folder
+    sweep_run_ids: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks: the input, what to sync, W&B answers
+# ---------------------------------------------------------------------------------------------
+
+def run_id(wandb_file: Path) -> str:
+    return wandb_file.stem.removeprefix("run-")  # offline-run-<time>-<id>/run-<id>.wandb
+
+
+def sweep_run_ids(folder: Path, state: dict) -> list[str]:
+    """The W&B ids of the runs the sweep's state file records (each parameter set's last attempt)."""
+    runs = [Run(**record) for record in state["runs"]]
+    ids = [run_id(f) for run in runs
+           for f in sorted((folder / "runs" / run.folder_name / "wandb").glob("*run-*/run-*.wandb"))]
+    return list(dict.fromkeys(ids))
+
+
+def plan(folder: Path, project: str) -> Plan:
+    parts = project.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise UserError(f"--project wants ENTITY/PROJECT, got {project!r}")
+    if not folder.is_dir():
+        raise UserError(f"no such folder: {folder}")
+    folder = folder.resolve()
+    files = sorted(folder.rglob("run-*.wandb"))  # rglob does not enter wandb's latest-run links
+    if not files:
+        raise UserError(f"{folder}: no W&B runs below it (runs with logger=wandb write <run>/wandb/offline-run-*)")
+    online = [f for f in files if not f.parent.name.startswith("offline-run-")]
+    synced = [f for f in files if f not in online and f.with_suffix(".wandb.synced").exists()]
+    offline = [f.parent for f in files if f not in online and f not in synced]
+    state = None
+    if (folder / STATE_FILE).is_file():
+        try:
+            state = json.loads((folder / STATE_FILE).read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"{folder / STATE_FILE}: unreadable ({one_line(err)})") from None
+        if not isinstance(state, dict) or not {"name", "config", "runs"} <= state.keys():
+            raise UserError(f"{folder / STATE_FILE}: not a nexus-sweep state file (no name, config and runs)")
+    return Plan(folder, parts[0], parts[1], offline, {"already synced": len(synced), "online": len(online)},
+                state, sweep_run_ids(folder, state) if state else [])
+
+
+def check_reachable() -> None:
+    import wandb
+
+    url = wandb.setup().settings.base_url
+    try:
+        wandb.Api(timeout=CHECK_TIMEOUT_S).viewer  # noqa: B018  verifies the key with the server
+    except Exception as err:  # noqa: BLE001  wandb raises many types (UsageError, AuthenticationError, ...)
+        raise PublishError(f"cannot reach W&B at {url}: {one_line(err)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-2. Sync, sweep
+# ---------------------------------------------------------------------------------------------
+
+
+def sync_command(p: Plan) -> list[str]:
+    return [sys.executable, "-m", "wandb", "sync", "--project", p.project, "--entity", p.entity,
+            *map(str, p.offline)]
+
+
+def shown(command: list[str], n_paths: int) -> str:
+    """The command as one shell command, a run folder a line."""
+    return " \\\n       ".join([shlex.join(command[:-n_paths]), *map(shlex.quote, command[-n_paths:])])
+
+
+def sync(p: Plan) -> None:
+    code = subprocess.run(sync_command(p), stdin=subprocess.DEVNULL).returncode  # its progress on the terminal
+    # wandb-core writes the marker once a run is uploaded: the proof, whatever the exit code says.
+    missed = [d for d in p.offline if not any(d.glob("run-*.wandb.synced"))]
+    if code or missed:
+        raise PublishError(f"wandb sync (exit code {code}) left {len(missed)} of {len(p.offline)} runs "
+                           f"unsynced, e.g. {missed[0] if missed else p.offline[0]}; its output is above")
+
+
+def register_sweep(p: Plan) -> str:
+    import wandb
+
+    try:
+        return wandb.sweep(p.sweep["config"], entity=p.entity, project=p.project, prior_runs=p.sweep_run_ids)
+    except Exception as err:  # noqa: BLE001  as above
+        raise PublishError(f"registering the sweep failed: {one_line(err)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The workspace
+# ---------------------------------------------------------------------------------------------
+
+def verdict_markdown(folder: Path) -> str:
+    """nexus-compare's table of verdicts (each PAI configuration against its baseline), as Markdown."""
+    from nexus import compare
+
+    try:
+        runs = compare.load_folders([str(folder)])
+        compare.require_predictions(runs)
+        pairs = compare.assign_baselines(compare.group_runs(runs))
+    except compare.CompareError as err:
+        return f"No verdict: {one_line(err)}"
+    if not pairs:
+        return "No verdict: no PAI configuration with a baseline (pai=disabled) to compare with."
+    table = compare._markdown_table(*compare.comparison_table([compare.compare_to_baseline(*pair) for pair in pairs]))
+    return f"## nexus-compare: each PAI configuration against its baseline\n\n{table}\n"
+
+
+def workspace(p: Plan, verdicts: str):
+    # Imported here, as wandb is: bad input is refused without waiting for them.
+    import wandb_workspaces.reports.v2 as wr
+    import wandb_workspaces.workspaces as ws
+
+    class FlatConfigScatter(wr.ScatterPlot):
+        """wr.Config("train.lr") is written as the path of a nested config (train.value.lr); the
+        runs' config has the flat key `train.lr` (path train.lr.value)."""
+
+        def _to_model(self):
+            model = super()._to_model()
+            model.config.x_axis = f"config:{self.x.name}.value"
+            return model
+
+    def curve(metric: str, title: str):  # mean over the seeds of each run group, band min..max
+        return wr.LinePlot(title=title, x="epoch", y=[metric], groupby="Group", groupby_aggfunc="mean",
+                           groupby_rangefunc="minmax")
+
+    name = p.sweep["name"] if p.sweep else p.folder.name
+    return ws.Workspace(
+        entity=p.entity, project=p.project, name=f"NEXUS {name}",
+        settings=ws.WorkspaceSettings(x_axis="epoch"),
+        sections=[
+            ws.Section(name="Per epoch, by run group (mean over seeds, band min..max)", is_open=True, panels=[
+                curve("val/spearman", "dev Spearman"), curve("train/loss", "train loss"),
+                curve("pai/dendrites", "dendrites")]),
+            ws.Section(name="Best dev Spearman by learning rate (colour: PAI mode)", is_open=True, panels=[
+                FlatConfigScatter(title="best dev Spearman against train.lr", x=wr.Config("train.lr"),
+                                  y=wr.SummaryMetric("best/val_spearman"), log_x=True)]),
+            ws.Section(name="Verdict", is_open=True, panels=[wr.MarkdownPanel(markdown=verdicts)]),
+        ],
+        # Runs grouped by job type, then PAI mode: a group's runs share a colour, so the scatter
+        # shows the modes apart. The Config path is given whole for the same reason as above.
+        runset_settings=ws.RunsetSettings(
+            groupby=[ws.Metric("JobType"), ws.Config("pai.mode.value")], pinned_columns=COLUMNS,
+            filters=[ws.Tags().isin([f"sweep:{name}"])] if p.sweep else ""),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The story, and the entry point
+# ---------------------------------------------------------------------------------------------
+
+class PublishError(Exception):
+    """W&B refused or could not be reached: one line, exit code 1."""
+
+
+def one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def publish(folder: Path, project: str, dry_run: bool, out: Path | None) -> None:
+    p = plan(folder, project)
+    print(f"nexus-publish {p.folder} -> {p.entity}/{p.project}" + (" (dry run: nothing is sent)" if dry_run else ""))
+    if not dry_run:
+        check_reachable()
+    skipped = ", ".join(f"{n} {why}" for why, n in p.skipped.items())
+    print(f"1. sync {len(p.offline)} offline runs (skipped: {skipped})" + (":" if p.offline else ""))
+    if p.offline:
+        print("   " + shown(sync_command(p), len(p.offline)))
+        if not dry_run:
+            sync(p)
+    if p.sweep:
+        print(f"2. register sweep {p.sweep['name']!r} ({p.sweep['config'].get('method')}) with its "
+              f"{len(p.sweep_run_ids)} runs: prior_runs={p.sweep_run_ids}")
+        if not dry_run:
+            print(f"   sweep id: {register_sweep(p)}")
+    else:
+        print("2. no sweep.json: no sweep to register")
+    space = workspace(p, verdict_markdown(p.folder))
+    scope = f"runs tagged sweep:{p.sweep['name']}" if p.sweep else "every run of the project"
+    print(f"3. save workspace {space.name!r} ({scope}): " + "; ".join(s.name for s in space.sections))
+    if out:
+        out.write_text(json.dumps(space._to_model().model_dump(by_alias=True, exclude_none=True, mode="json"),
+                                  indent=2) + "\n")
+        print(f"   spec: {out}")
+    if not dry_run:
+        try:
+            space.save()
+        except Exception as err:  # noqa: BLE001  as above
+            raise PublishError(f"saving the workspace failed: {one_line(err)}") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nexus-publish", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path, help="a run, multirun or nexus-sweep folder")
+    parser.add_argument("--project", required=True, metavar="ENTITY/PROJECT", help="where the runs go")
+    parser.add_argument("--dry-run", action="store_true", help="print each step, send nothing")
+    parser.add_argument("--out", type=Path, help="write the workspace spec (JSON) to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        publish(args.dir, args.project, args.dry_run, args.out)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except PublishError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
