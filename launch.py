@@ -10,7 +10,6 @@ costs a one-line error, not a half-finished sweep. Exit codes: 0 every job compl
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,11 +17,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
-MULTIRUN_FLAGS = ("-m", "--multirun")
+from nexus.compose import CONFIG_DIR, MULTIRUN_FLAGS
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def train(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -35,24 +33,24 @@ def train(cfg: DictConfig) -> None:
 
 def all_jobs_completed(output_dir: Path, multirun: bool, since: float) -> bool:
     """Read each job's summary.json: with joblib or submitit the jobs ran in other processes."""
+    from nexus.run_folder import is_completed
+
     if multirun:
         jobs = [c.parent.parent for c in output_dir.glob("**/.hydra/config.yaml") if c.stat().st_mtime >= since]
     else:
         jobs = [output_dir]
-    summaries = [job / "summary.json" for job in jobs]
-    return bool(jobs) and all(s.is_file() and json.loads(s.read_text())["status"] == "completed" for s in summaries)
+    return bool(jobs) and all(is_completed(job) for job in jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nexus.errors import UserError
+    from nexus.errors import UserError, report
     from nexus.preflight import preflight
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        output_dir = preflight(CONFIG_DIR, argv)
+        output_dir = preflight(argv)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report(err)
     multirun = any(a in MULTIRUN_FLAGS for a in argv)
     if output_dir is not None:
         # Pin the folder checked above: Hydra would resolve ${now:...} again, to another one.

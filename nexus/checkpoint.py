@@ -9,8 +9,7 @@ import torch
 
 from nexus.config import configuration
 from nexus.errors import UserError
-
-CHECKPOINT_FILE = "checkpoint.pt"
+from nexus.run_folder import CHECKPOINT_FILE
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:

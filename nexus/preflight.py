@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-
 from pathlib import Path
 
+from hydra import compose
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
 from nexus.backbone import resolve_backbone
-from nexus.checkpoint import CHECKPOINT_FILE
+from nexus.compose import MULTIRUN_FLAGS, hydra_context
 from nexus.config import check, check_writable
 from nexus.data import load_splits
-from nexus.errors import UserError
-
-MULTIRUN_FLAGS = ("-m", "--multirun")
+from nexus.errors import UserError, one_line
+from nexus.run_folder import CHECKPOINT_FILE
 
 
 def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -39,10 +37,10 @@ def describe_composition_error(err: Exception) -> str:
     key = getattr(cause, "full_key", None)
     if key:
         return f"unknown config key '{key}'"
-    return " ".join(str(err).split())
+    return one_line(err)
 
 
-def preflight(config_dir: str, argv: list[str]) -> str | None:
+def preflight(argv: list[str]) -> str | None:
     """Raise UserError for the first job whose config, data, model or output folder is bad.
 
     Returns the output folder (run dir, or sweep dir with -m) the jobs will write to, or None
@@ -51,9 +49,8 @@ def preflight(config_dir: str, argv: list[str]) -> str | None:
         return None
     multirun = any(a in MULTIRUN_FLAGS for a in argv)
     overrides = [a for a in argv if a not in MULTIRUN_FLAGS]
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        with hydra_context():
             jobs = job_overrides(overrides, multirun)
             checked_data, checked_models = set(), set()
             for job in jobs:
@@ -75,5 +72,3 @@ def preflight(config_dir: str, argv: list[str]) -> str | None:
             return str(run_dir)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as err:
         raise UserError(describe_composition_error(err)) from None
-    finally:
-        GlobalHydra.instance().clear()

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nexus.errors import UserError
+from nexus.errors import UserError, one_line, report
 from nexus.sweep import STATE_FILE, Run
 
 CHECK_TIMEOUT_S = 10  # per request of the reachability check
@@ -200,10 +200,6 @@ class PublishError(Exception):
     """W&B refused or could not be reached: one line, exit code 1."""
 
 
-def one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
 def publish(folder: Path, project: str, dry_run: bool, out: Path | None) -> None:
     p = plan(folder, project)
     print(f"nexus-publish {p.folder} -> {p.entity}/{p.project}" + (" (dry run: nothing is sent)" if dry_run else ""))
@@ -250,10 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         publish(args.dir, args.project, args.dry_run, args.out)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except PublishError as err:
-        print(f"error: {err}", file=sys.stderr)
+        return report(err)
+    except PublishError as err:  # the server's side, not the user's input: exit 1
+        report(err)
         return 1
     return 0
 

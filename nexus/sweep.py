@@ -234,7 +234,7 @@ def check_sweep(config: dict, extra_args: list[str], folder: Path) -> None:
     check_parameter_values(config, fixed + extra_args, config_dir)
     run_dir = hydra_string(str(folder / "runs" / "check"))
     for args in jobs:
-        preflight(str(config_dir), [*args, f"hydra.run.dir={run_dir}"])
+        preflight([*args, f"hydra.run.dir={run_dir}"])
 
 
 # ---------------------------------------------------------------------------------------------

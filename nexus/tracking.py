@@ -15,14 +15,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nexus.config import configuration_id, flatten
-
-SUMMARY_FILE = "summary.json"
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+from nexus.errors import one_line
+from nexus.run_folder import (EVENTS_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_DIR, SUMMARY_FILE, append_jsonl,
+                              write_json_atomic, write_jsonl)
 
 
 def describe(cfg) -> dict:
@@ -39,23 +34,18 @@ class LocalFiles:
     def __init__(self, run_dir: Path, resumed: dict | None):
         self.run_dir = run_dir
         # A resumed run restarts its logs from the checkpoint: epochs logged after it are redone.
-        for name, rows in (("metrics.jsonl", "history"), ("events.jsonl", "events")):
-            (run_dir / name).write_text("".join(json.dumps(r) + "\n" for r in (resumed or {}).get(rows, [])))
+        write_jsonl(run_dir / METRICS_FILE, (resumed or {}).get("history", []))
+        write_jsonl(run_dir / EVENTS_FILE, (resumed or {}).get("events", []))
 
     def log_start(self, summary: dict) -> None:
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
 
     def log_epoch(self, record: dict, events: list[dict]) -> None:
-        self._append("metrics.jsonl", [record])
-        self._append("events.jsonl", events)
+        append_jsonl(self.run_dir / METRICS_FILE, [record])
+        append_jsonl(self.run_dir / EVENTS_FILE, events)
 
     def log_end(self, summary: dict) -> None:
         write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
-
-    def _append(self, name: str, rows: list[dict]) -> None:
-        with open(self.run_dir / name, "a") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
 
 
 def wandb_config(cfg, choices: dict) -> dict:
@@ -136,7 +126,7 @@ class WandbRun:
         except Exception as err:
             if mode != "online":
                 raise
-            print(f"warning: W&B server not reachable ({' '.join(str(err).split())[:200]}); logging offline "
+            print(f"warning: W&B server not reachable ({one_line(err)[:200]}); logging offline "
                   "instead: upload later with `nexus-publish` or `wandb sync`", file=sys.stderr)
             self.run = wandb.init(mode="offline", **init)
         if self.replay:
@@ -166,11 +156,11 @@ class WandbRun:
         table = wandb.Table(columns=["epoch", "kind", "dendrites", "params"],
                             data=[[e["epoch"], e["kind"], e["dendrites"], e["params"]] for e in self.events])
         images = {name: wandb.Image(str(self.run_dir / file))
-                  for name, file in (("training_results", "training_results.png"), ("pai/graph", "pai/pai.png"))
+                  for name, file in (("training_results", PLOT_FILE), ("pai/graph", "pai/pai.png"))
                   if (self.run_dir / file).is_file()}
         self.run.log({"pai/events": table, **images})
-        if (self.run_dir / "predictions").is_dir():  # what nexus-compare --wandb reads back
-            self.run.save(str(self.run_dir / "predictions" / "*.csv"), base_path=str(self.run_dir), policy="now")
+        if (self.run_dir / PREDICTIONS_DIR).is_dir():  # what nexus-compare --wandb reads back
+            self.run.save(str(self.run_dir / PREDICTIONS_DIR / "*.csv"), base_path=str(self.run_dir), policy="now")
         self.run.summary.update({k: v for k, v in summary.items() if k != "config"})
         if self.log_model and (self.run_dir / "model").is_dir():
             artifact = wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"status": summary["status"]})
