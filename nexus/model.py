@@ -178,15 +178,19 @@ def resave(old: Path, new: Path) -> None:
         raise UserError(f"{new}: already exists; choose a new folder")
     modules = json.loads((old / "modules.json").read_text())
     entry = modules[types.index(LEGACY_TYPE)]
-    layers = torch.load(old / entry["path"] / "adapter.pt", weights_only=False, map_location="cpu")
-    linear = getattr(layers[0], "layer_array", [layers[0]])[-1]
+    try:
+        layers = torch.load(old / entry["path"] / "adapter.pt", weights_only=False, map_location="cpu")
+        linear = getattr(layers[0], "layer_array", [layers[0]])[-1]
+        activation = next(name for name, cls in ACTIVATIONS.items() if type(layers[-1]) is cls)
+    except Exception as err:  # whatever the pickle held, it is not an adapter this format knows
+        reason = (str(err).splitlines() or [""])[0]
+        raise UserError(f"{old}: cannot read its pickled adapter ({type(err).__name__}: {reason})") from None
     if len(getattr(layers[0], "skip_weights", [])):
-        # Written by perforatedai's inference wrapper with two or more dendrites: its weights do
-        # not map back onto a network PAI can rebuild.
+        # perforatedai's inference wrapper with two or more dendrites: mapping its weights back
+        # onto a network PAI can rebuild is not implemented.
         raise UserError(f"{old}: a pickled adapter with several dendrites cannot be re-saved; "
                         "run its configuration again to get a safe model folder")
     # Anything else computed its Linear alone (a lone dendrite was dropped by PAI's wrapper).
-    activation = next(name for name, cls in ACTIVATIONS.items() if type(layers[-1]) is cls)
     plain = torch.nn.Sequential(linear, layers[-1])
     adapter = adapter_module(plain, activation, None)
     shutil.copytree(old, new, ignore=shutil.ignore_patterns(entry["path"]))
