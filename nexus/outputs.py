@@ -1,10 +1,8 @@
-"""What a finished run leaves besides its logs: predictions, the reloadable model, the plot."""
+"""What a finished run leaves besides its logs and model folder (nexus.model): predictions, the plot."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +11,6 @@ matplotlib.use("Agg")  # no screen on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nexus.adapter import Adapter  # noqa: E402
 from nexus.data import Pairs  # noqa: E402
 
 
@@ -25,39 +22,6 @@ def write_predictions(path: Path, pairs: Pairs, predictions: np.ndarray) -> None
         writer.writerow(["row", "line", "gold", "pred"])
         for row, (line, gold, pred) in enumerate(zip(pairs.lines, pairs.scores, predictions)):
             writer.writerow([row, int(line), f"{gold:.6f}", f"{pred:.6f}"])
-
-
-def save_model(path: Path, backbone, layers, blob_dir: Path) -> None:
-    """backbone modules + Adapter as one SentenceTransformer folder.
-
-    Every run of a frozen backbone saves the same 87 MB of transformer weights: large files are
-    hard-linked to one content-addressed copy in `blob_dir`, so a 36-run sweep stores them once.
-    """
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(modules=[*backbone.children(), Adapter(layers.cpu())], device="cpu")
-    model.max_seq_length = backbone.max_seq_length
-    model.save(str(path))
-    for file in path.rglob("*"):
-        if file.is_file() and file.stat().st_size > 1 << 20:
-            share_identical_file(file, blob_dir)
-
-
-def share_identical_file(file: Path, blob_dir: Path) -> None:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 24), b""):
-            digest.update(chunk)
-    blob = blob_dir / digest.hexdigest()
-    blob_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        if not blob.exists():
-            os.link(file, blob)
-        tmp = file.with_name(f".{file.name}.link")
-        os.link(blob, tmp)
-        os.replace(tmp, file)
-    except OSError:  # another filesystem, or links not allowed: keep the plain copy
-        pass
 
 
 def plot_training(path: Path, history: list[dict], events: list[dict], zero_shot_val: float) -> None:

@@ -122,47 +122,11 @@ class PAIGrowth:
         from perforatedai import globals_perforatedai as GPA
         from perforatedai import utils_perforatedai as UPA
 
-        self._reset_globals(GPA)
-        pc = GPA.pc
-        switch_modes = {
-            "history": pc.DOING_HISTORY,
-            "fixed": pc.DOING_FIXED_SWITCH,
-            "every_epoch": pc.DOING_SWITCH_EVERY_TIME,
-            "no_switch": pc.DOING_NO_SWITCH,
-        }
-        pc.set_switch_mode(switch_modes[self.mode])
-        pc.set_n_epochs_to_switch(int(self.cfg.n_epochs_to_switch))
-        pc.set_history_lookback(int(self.cfg.history_lookback))
-        pc.set_initial_history_after_switches(int(self.cfg.initial_history_after_switches))
-        pc.set_fixed_switch_num(int(self.cfg.fixed_switch_num))
-        pc.set_first_fixed_switch_num(int(self.cfg.first_fixed_switch_num))
-        pc.set_max_dendrites(int(self.cfg.max_dendrites))
-        pc.set_max_dendrite_tries(int(self.cfg.max_dendrite_tries))
-        pc.set_improvement_threshold([float(x) for x in self.cfg.improvement_threshold])
-        pc.set_improvement_threshold_raw([float(x) for x in self.cfg.improvement_threshold_raw])
-        pc.set_candidate_weight_initialization_multiplier(float(self.cfg.candidate_weight_init_multiplier))
-        pc.set_pai_forward_function(FORWARD_FUNCTIONS[self.cfg.forward_function])
-        pc.set_find_best_lr(bool(self.cfg.find_best_lr))
-        pc.set_test_saves(bool(self.cfg.save_snapshots))
-        pc.set_device(self.device)
-        pc.set_verbose(False)
-        # Unattended runs: the default capacity test would silently replace the experiment,
-        # and unconfirmed settings stop in an interactive prompt or pdb.
-        pc.set_testing_dendrite_capacity(False)
-        pc.set_configuration_confirmed(True)
-        pc.set_unwrapped_modules_confirmed(True)
-        pc.set_weight_decay_accepted(True)
+        configure_pai(self.cfg, self.device)
         with self._inside_run_dir():
             net = UPA.perforate_model(net, save_name=PAI_FOLDER, maximizing_score=True)
             GPA.pai_tracker.set_optimizer(OPTIMIZERS[self.train_cfg.optimizer])
         return net.to(self.device)
-
-    @staticmethod
-    def _reset_globals(GPA) -> None:
-        # PAI keeps its settings and tracker in module globals: start every run from scratch,
-        # so runs in one process (Hydra multirun) equal runs in separate processes.
-        GPA.pc = GPA.PAIConfig()
-        GPA.pai_tracker = []
 
     def checkpoint_state(self) -> dict:
         """PAI's settings and tracker, pickled together with the network they point into."""
@@ -218,12 +182,91 @@ class PAIGrowth:
         }
 
     def finish(self, net: nn.Module) -> nn.Module:
-        """The network without PAI's training scaffolding, ready to save and reload."""
-        from perforatedai import utils_perforatedai as UPA
+        """The network that was validated, dendrites included.
 
+        Not PAI's prepare_final_model: in perforatedai 3.2.9 its inference wrapper drops the
+        output weights of a lone dendrite (`skip_weights` of length 1), so a one-dendrite model
+        would be saved and tested as its plain Linear layer."""
         with self._inside_run_dir():
             self.graphs.finish()  # PAI's report for the final state, if the last epoch skipped it
-            return UPA.prepare_final_model(net)
+        return net
+
+
+def reset_pai(forward_function: str, device: str):
+    """PAI's global settings from scratch, with what shapes the network and unattended use.
+
+    PAI keeps its settings and tracker in module globals: every run (and every model load) starts
+    from new ones, so runs in one process (Hydra multirun) equal runs in separate processes."""
+    from perforatedai import globals_perforatedai as GPA
+
+    GPA.pc = GPA.PAIConfig()
+    GPA.pai_tracker = []
+    pc = GPA.pc
+    pc.set_pai_forward_function(FORWARD_FUNCTIONS[forward_function])
+    pc.set_device(device)
+    pc.set_verbose(False)
+    # Unattended: the default capacity test would silently replace the experiment,
+    # and unconfirmed settings stop in an interactive prompt or pdb.
+    pc.set_testing_dendrite_capacity(False)
+    pc.set_configuration_confirmed(True)
+    pc.set_unwrapped_modules_confirmed(True)
+    pc.set_weight_decay_accepted(True)
+    return pc
+
+
+def configure_pai(pai_cfg, device: str) -> None:
+    """PAI's settings for a run: the above plus the switch mode and every knob of `pai_cfg`."""
+    pc = reset_pai(pai_cfg.forward_function, device)
+    switch_modes = {
+        "history": pc.DOING_HISTORY,
+        "fixed": pc.DOING_FIXED_SWITCH,
+        "every_epoch": pc.DOING_SWITCH_EVERY_TIME,
+        "no_switch": pc.DOING_NO_SWITCH,
+    }
+    pc.set_switch_mode(switch_modes[pai_cfg.mode])
+    pc.set_n_epochs_to_switch(int(pai_cfg.n_epochs_to_switch))
+    pc.set_history_lookback(int(pai_cfg.history_lookback))
+    pc.set_initial_history_after_switches(int(pai_cfg.initial_history_after_switches))
+    pc.set_fixed_switch_num(int(pai_cfg.fixed_switch_num))
+    pc.set_first_fixed_switch_num(int(pai_cfg.first_fixed_switch_num))
+    pc.set_max_dendrites(int(pai_cfg.max_dendrites))
+    pc.set_max_dendrite_tries(int(pai_cfg.max_dendrite_tries))
+    pc.set_improvement_threshold([float(x) for x in pai_cfg.improvement_threshold])
+    pc.set_improvement_threshold_raw([float(x) for x in pai_cfg.improvement_threshold_raw])
+    pc.set_candidate_weight_initialization_multiplier(float(pai_cfg.candidate_weight_init_multiplier))
+    pc.set_find_best_lr(bool(pai_cfg.find_best_lr))
+    pc.set_test_saves(bool(pai_cfg.save_snapshots))
+
+
+def dendrite_count(net: nn.Module) -> int:
+    """Dendrites of a perforated network (0 for a plain one); the adapter has one PAI layer."""
+    return sum(int(m.dendrite_modules_added) for m in net.modules() if type(m).__name__ == "PAINeuronModule")
+
+
+def rebuild_dendritic(layers: nn.Module, dendrites: int, forward_function: str, weights: dict) -> nn.Module:
+    """`layers` (plain torch) perforated and grown to `dendrites` dendrites, then given `weights`.
+
+    What PAI's own load_net_from_dict does, without its tracker state: each dendrite is one
+    cycle to dendrite mode and one back (simulate_cycles), after the value trackers get the
+    stored shape. perforate_model writes a config file to the working directory, so it runs in
+    a temporary one; its console output is dropped."""
+    import io
+    import tempfile
+
+    from perforatedai import utils_perforatedai as UPA
+
+    reset_pai(forward_function, "cpu")
+    with (tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp), contextlib.redirect_stdout(io.StringIO()),
+          no_interactive_prompts()):
+        net = UPA.perforate_model(layers, save_name="pai", maximizing_score=True)
+        del net.tracker_string  # PAI's training history, not part of the network
+        for module in UPA.get_pai_modules(net, 0):
+            prefix = UPA.get_module_base_name(module) + ".dendrite_module."
+            for tracker in module.dendrite_module.dendrite_values:
+                tracker.setup_arrays(weights[prefix + "dendrite_values.0.dendrite_storage_shape"].tolist())
+            UPA.simulate_cycles(module, 2 * dendrites, doing_pai=True)
+    net.load_state_dict(weights, strict=True)
+    return net.eval()
 
 
 def make_growth(pai_cfg, train_cfg, run_dir: Path, device: str, extra_groups: list[dict] = ()):

@@ -24,7 +24,8 @@ from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
 from nexus.evaluate import EncodedPairs, correlations, cosine_predictions
 from nexus.live import LivePairs
-from nexus.outputs import plot_training, save_model, write_predictions
+from nexus.model import card_metadata, save_model
+from nexus.outputs import plot_training, write_predictions
 from nexus.pai import make_growth
 from nexus.tracking import RunLog
 from nexus.train import StopRequested, fit, set_denormal_flushing
@@ -141,7 +142,7 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch,
                  save_state, resumed, stop.is_set, trainable_backbone)
 
-    # 6. The best-dev model: test once, save predictions, model and plot
+    # 6. The best-dev model: test once, save predictions, plot, and the model with its card
     best_net = growth.finish(result.best.net)
     if trainable_backbone is not None:
         backbone.load_state_dict(result.best.backbone_state)
@@ -150,7 +151,6 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
         write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)
         if split == "test":
             summary["test/spearman"], summary["test/pearson"] = correlations(predictions, splits[split].scores)
-    save_model(run_dir / "model", backbone, best_net, Path(cfg.paths.cache_dir) / "blobs")
     plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
     summary.update({
         "best/val_spearman": result.best.record["val/spearman"],
@@ -160,6 +160,8 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
         "pai/restructures": sum(e["kind"] != "training_complete" for e in events),
         "epochs": result.epochs_run,
     })
+    card = card_metadata({**summary, "config": config}, run_dir, log.wandb_id)
+    save_model(run_dir / "model", backbone, best_net, cfg, card, Path(cfg.paths.cache_dir) / "blobs")
 
 
 def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:

@@ -163,7 +163,12 @@ class WandbRun:
             self.run.save(str(self.run_dir / PREDICTIONS_DIR / "*.csv"), base_path=str(self.run_dir), policy="now")
         self.run.summary.update({k: v for k, v in summary.items() if k != "config"})
         if self.log_model and (self.run_dir / "model").is_dir():
-            artifact = wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"status": summary["status"]})
+            from nexus.model import card_metadata
+
+            # The model card's facts; logged from this run, which W&B records as the artifact's lineage.
+            artifact = wandb.Artifact(f"model-{self.run.id}", type="model",
+                                      metadata={**card_metadata(summary, self.run_dir, self.run.id),
+                                                "status": summary["status"]})
             # "immutable": no copy in W&B's staging folder (offline, one per run, kept until synced:
             # 90 MB a run) nor in its cache after an upload; the run folder keeps the files, unchanged.
             artifact.add_dir(str(self.run_dir / "model"), policy="immutable", skip_cache=True)

@@ -36,9 +36,7 @@ def test_full_baseline_beats_zero_shot(tmp_path):
 
 
 def test_full_dendritic_run_grows_dendrites_and_is_tracked(tmp_path):
-    from sentence_transformers import SentenceTransformer
-
-    import nexus  # noqa: F401
+    from nexus.model import load_model
     from test_tracking import records
 
     assert launch("+experiment=dendritic", f"hydra.run.dir={tmp_path}") == 0
@@ -46,7 +44,7 @@ def test_full_dendritic_run_grows_dendrites_and_is_tracked(tmp_path):
     assert summary["status"] == "completed"
     assert "dendrites_added" in [e["kind"] for e in read_jsonl(tmp_path / "events.jsonl")]
     assert (tmp_path / "pai" / "pai.png").is_file()
-    SentenceTransformer(str(tmp_path / "model"), device="cpu", trust_remote_code=True).encode(["a sentence"])
+    load_model(tmp_path / "model", device="cpu").encode(["a sentence"])
     history = [h["item"] for h in records(tmp_path, "history") if "train/loss" in h["item"]]
     assert [{k: v for k, v in h.items() if not k.startswith("_") and k != "pai/restructure"} for h in history] \
         == read_jsonl(tmp_path / "metrics.jsonl")

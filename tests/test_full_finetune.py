@@ -21,14 +21,14 @@ def finetuned(tmp_path_factory):
 def test_backbone_weights_change_and_the_model_reloads(finetuned):
     from sentence_transformers import SentenceTransformer
 
-    import nexus  # noqa: F401
     from nexus.backbone import resolve_backbone
+    from nexus.model import load_model
 
     summary = read_json(finetuned / "summary.json")
     assert summary["status"] == "completed"
     assert "dendrites_added" in [e["kind"] for e in read_jsonl(finetuned / "events.jsonl")]
     original = SentenceTransformer(resolve_backbone("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
-    tuned = SentenceTransformer(str(finetuned / "model"), device="cpu", trust_remote_code=True)
+    tuned = load_model(finetuned / "model", device="cpu")
     name = "0.model.embeddings.word_embeddings.weight"
     assert not torch.equal(original.state_dict()[name], tuned.state_dict()[name])
     # no embedding cache in this mode: the saved model's cosines are the saved predictions

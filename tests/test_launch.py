@@ -88,21 +88,18 @@ def test_restructure_events(smoke_runs, mode, expect_dendrites):
 
 def test_saved_model_reloads_and_encodes_like_the_run(smoke_runs):
     """model/ is a SentenceTransformer folder: its cosine similarities are the saved predictions."""
-    from sentence_transformers import SentenceTransformer
+    import torch
     from hydra import compose, initialize_config_dir
 
-    import nexus  # noqa: F401  registers the adapter module
     from nexus.data import load_splits
+    from nexus.model import load_model
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         data_cfg = compose(config_name="config", overrides=["+experiment=smoke"]).data
     val = load_splits(data_cfg)["val"]
     for mode in ("disabled", "every_epoch"):
-        # trust_remote_code: sentence-transformers >= 6 asks for it for any module class of its own
-        model = SentenceTransformer(str(smoke_runs[mode] / "model"), device="cpu", trust_remote_code=True)
+        model = load_model(smoke_runs[mode] / "model", device="cpu")
         a, b = model.encode(val.sentences1, convert_to_tensor=True), model.encode(val.sentences2, convert_to_tensor=True)
-        import torch
-
         cosine = torch.cosine_similarity(a, b).numpy()
         saved = np.genfromtxt(smoke_runs[mode] / "predictions/val.csv", delimiter=",", names=True)["pred"]
         np.testing.assert_allclose(cosine, saved, atol=1e-4)

@@ -80,7 +80,7 @@ def test_images_and_model_artifact(dendritic_run):
     artifacts = [a for a in records(dendritic_run, "artifact") if a["type"] == "model"]
     assert len(artifacts) == 1
     paths = {c["path"] for c in artifacts[0]["manifest"]["contents"]}
-    assert {"modules.json", "adapter/adapter.pt"} & paths
+    assert {"modules.json", "README.md"} <= paths
     assert (wandb_run / "files" / "predictions" / "test.csv").exists()
 
 
