@@ -1,6 +1,6 @@
 """Full fine-tuning throughput: our loop against sentence-transformers' own trainer, same GPU, same call.
 
-    python -m nexus.bench_finetune --model PATH [--epochs 1] [--out result.json]
+    python -m benchmarks.bench_finetune --model PATH [--epochs 1] [--out result.json]   # from the repository root
 
 1. Load STS-B train pairs.
 2. Ours: nexus's training loop (LivePairs + identity adapter), CosineSimilarityLoss, batch 16, bf16.
@@ -13,29 +13,34 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import statistics
+import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from nexus.adapter import build_layers
+from nexus.compose import compose
 from nexus.data import load_splits
 from nexus.live import LivePairs
 from nexus.train import train_one_epoch
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-
 
 def load_train_pairs(limit: int | None):
-    from hydra import compose, initialize_config_dir
+    return load_splits(compose([f"data.limit.train={limit or 'null'}"]).data)["train"]
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        data_cfg = compose(config_name="config", overrides=[f"data.limit.train={limit or 'null'}"]).data
-    return load_splits(data_cfg)["train"]
+
+def versions() -> dict:
+    """What the figures depend on besides the card."""
+    import sentence_transformers
+    import transformers
+
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "transformers": transformers.__version__,
+            "sentence_transformers": sentence_transformers.__version__}
 
 
 def synchronize() -> None:
@@ -83,7 +88,7 @@ def theirs(model_path: str, pairs, epochs: int, batch_size: int, bf16: bool, dev
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_finetune", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a SentenceTransformer folder (all-MiniLM-L6-v2)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -96,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     bf16 = device == "cuda"
     pairs = load_train_pairs(args.limit)
     result = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "pairs": len(pairs),
-              "epochs": args.epochs, "batch_size": args.batch_size, "bf16": bf16, "torch": torch.__version__}
+              "epochs": args.epochs, "batch_size": args.batch_size, "bf16": bf16, **versions(),
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "command": "python -m benchmarks.bench_finetune " + " ".join(sys.argv[1:] if argv is None else argv)}
     # A short warm-up (CUDA context, cuBLAS handles) counted for neither, then both in turn.
     ours(args.model, load_train_pairs(320), 1, args.batch_size, bf16, device)
     result["theirs_pairs_per_s"], result["ours_pairs_per_s"] = [], []
