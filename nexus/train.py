@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -89,6 +91,19 @@ def set_denormal_flushing(enabled: bool) -> None:
     torch.set_flush_denormal(enabled)
 
 
+def hold_for_tests(epoch: int) -> None:
+    """Tests that kill or signal a run need it at a known point, not wherever it got to: with
+    NEXUS_TEST_HOLD=K:FOLDER, once epoch K is checkpointed the run creates FOLDER/<its pid> and
+    waits until that file is gone. Unset (any real run): nothing, so results are the same."""
+    hold = os.environ.get("NEXUS_TEST_HOLD")
+    if hold is None or int(hold.split(":", 1)[0]) != epoch:
+        return
+    mark = Path(hold.split(":", 1)[1]) / str(os.getpid())
+    mark.touch()
+    while mark.exists():
+        time.sleep(0.01)
+
+
 def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: int,
         on_epoch: Callable[[dict, list[str], nn.Module], None],
         save_state: Callable[[dict], None] = lambda state: None,
@@ -140,6 +155,7 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
                     "generator": generator.get_state(), "global_rng": global_rng(), "complete": decision.complete,
                     "growth": growth.checkpoint_state(),
                     "backbone": None if backbone is None else backbone.state_dict()})
+        hold_for_tests(epoch)
         if decision.complete:
             break
     return FitResult(best, epoch + 1)
