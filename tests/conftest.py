@@ -1,15 +1,26 @@
 """Shared fixtures: one embedding cache for the whole session (the real MiniLM encodes each
-smoke sentence once), and a helper that runs the real entry point with argv."""
+smoke sentence once), a helper that runs the real entry point with argv, and the hold that lets
+tests kill or signal runs at a known point."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
+from nexus.train import set_denormal_flushing
+
 REPO = Path(__file__).resolve().parents[1]
+
+# Runs in this process (launch(...)) start as `python launch.py` does, with denormals flushed on
+# every thread: that has to happen before torch's first parallel operation starts OpenMP's
+# workers, and tests run torch (the cache's encoder) before their first run. Otherwise the last
+# bit of a run's metrics here can differ from the same run in a fresh process.
+set_denormal_flushing(True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +48,39 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def wait_for(condition: Callable, what: str, process=None, timeout: float = 300):
+    """`condition()`'s first truthy value. Only for states the test has arranged to come (a run
+    waiting at a hold stays there): the deadline turns a hang into a failure, it decides nothing."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert process is None or process.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+class Hold:
+    """Runs started with `env` wait after epoch `epoch`'s checkpoint until released
+    (nexus.train.hold_for_tests): "the run is in flight" is then a fact, not a matter of timing."""
+
+    def __init__(self, folder: Path, epoch: int):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.env = {**os.environ, "NEXUS_TEST_HOLD": f"{epoch}:{folder}"}
+
+    def held(self) -> set[int]:
+        """The pids of the runs waiting now."""
+        return {int(mark.name) for mark in self.folder.iterdir()}
+
+    def wait(self, pid: int, process=None) -> None:
+        wait_for(lambda: pid in self.held(), f"run {pid} to wait at the hold", process)
+
+    def release(self, pid: int) -> None:
+        (self.folder / str(pid)).unlink(missing_ok=True)
+
+    def release_all(self) -> None:
+        """After a test, so that no run it held waits forever."""
+        for pid in self.held():
+            self.release(pid)

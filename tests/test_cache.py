@@ -70,30 +70,59 @@ def test_corrupt_shard_is_detected_and_rebuilt(tmp_path, backbone):
     np.testing.assert_allclose(again, good, atol=1e-6)
 
 
+# The two processes meet on purpose, through files in SIGNALS: the first one encodes (holding the
+# lock) until the second has tried the cache once without waiting and been refused; then the
+# second waits for the lock, as a run does, and reuses the first one's vectors.
 RACE = """
-import sys
+import sys, time
+from pathlib import Path
+from filelock import Timeout
 from nexus.backbone import fingerprint, load_backbone
 from nexus.cache import EmbeddingCache
 from omegaconf import OmegaConf
+cache_dir, signals, role = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+def wait_for(name):
+    while not (signals / name).exists():
+        time.sleep(0.01)
 backbone = load_backbone(OmegaConf.create({"name_or_path": "sentence-transformers/all-MiniLM-L6-v2",
                                            "allow_download": False, "max_seq_length": 256}), "cpu")
 sentences = [f"sentence number {i} about a cat" for i in range(200)]
 def encode(batch):
     print("encoded", len(batch), flush=True)
+    if role == "first":
+        (signals / "encoding").touch()
+        wait_for("tried")
     return backbone.encode(batch, convert_to_numpy=True)
-vectors = EmbeddingCache(sys.argv[1], fingerprint(backbone)).embed(sentences, encode)
+cache = EmbeddingCache(cache_dir, fingerprint(backbone))
+if role == "second":
+    wait_for("encoding")
+    cache.lock.timeout = 0
+    try:
+        cache.embed(sentences, encode)
+    except Timeout:
+        print("refused while the first encodes", flush=True)
+    (signals / "tried").touch()
+    cache.lock.timeout = -1
+vectors = cache.embed(sentences, encode)
 print("sum", float(vectors.sum()))
 """
 
 
 def test_two_processes_racing_build_one_cache(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path / "cache"), str(signals), role],
+                              stdout=subprocess.PIPE, text=True) for role in ("first", "second")]
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # one that failed leaves the other waiting for its signal
     assert all(p.returncode == 0 for p in procs)
+    assert "refused while the first encodes" in outputs[1]  # the lock kept the second one out
     assert sum(out.count("encoded 200") for out in outputs) == 1  # the lock made the other one wait and reuse
     sums = {line for out in outputs for line in out.splitlines() if line.startswith("sum")}
     assert len(sums) == 1
-    (folder,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert len(list(folder.glob("shard-*.npz"))) == 1
     assert not list(folder.glob(".*.tmp*"))

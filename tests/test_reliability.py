@@ -3,34 +3,27 @@
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import REPO, launch, read_json, read_jsonl
+from conftest import REPO, Hold, launch, read_json, read_jsonl
 from nexus.tracking import read_offline_run
 
-# Slow enough to be killed mid-run, however fast the machine: batch size 1 over 400 pairs makes
-# 400 optimizer steps an epoch, so several epochs are still ahead when the test kills the run.
-SLOW_EPOCHS = ["+experiment=smoke", "data.limit.train=400", "train.batch_size=1"]
-BASELINE = [*SLOW_EPOCHS, "train.max_epochs=12"]
-DENDRITIC = [*SLOW_EPOCHS, "pai=fixed", "train.max_epochs=6", "pai.max_dendrites=2"]
+BASELINE = ["+experiment=smoke", "train.max_epochs=12"]
+DENDRITIC = ["+experiment=smoke", "pai=fixed", "train.max_epochs=6", "pai.max_dendrites=2"]
+HELD_EPOCH = 1  # the signal reaches the run after epoch 1's checkpoint, with epochs still ahead
 
 
-def start(run_dir, args):
+def start(run_dir, args, hold):
     return subprocess.Popen([sys.executable, str(REPO / "launch.py"), *args, f"hydra.run.dir={run_dir}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=hold.env)
 
 
-def wait_for_epochs(run_dir, n, proc, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        metrics = run_dir / "metrics.jsonl"
-        if (run_dir / "checkpoint.pt").exists() and metrics.exists() and len(read_jsonl(metrics)) >= n:
-            return
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for epochs")
+@pytest.fixture
+def hold(tmp_path):
+    hold = Hold(tmp_path / "hold", HELD_EPOCH)
+    yield hold
+    hold.release_all()
 
 
 def without_times(rows):
@@ -50,13 +43,14 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", ["baseline", "dendritic"])
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted, kind):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted, hold, kind):
     args = [*(BASELINE if kind == "baseline" else DENDRITIC), "logger=none"]
     run_dir = tmp_path / "run"
-    proc = start(run_dir, args)
-    wait_for_epochs(run_dir, 2, proc)
+    proc = start(run_dir, args, hold)
+    hold.wait(proc.pid, proc)
     proc.kill()
     proc.wait()
+    assert len(read_jsonl(run_dir / "metrics.jsonl")) == HELD_EPOCH + 1
     assert read_json(run_dir / "summary.json")["status"] == "running"  # not mistaken for a finished run
     assert launch(*args, f"hydra.run.dir={run_dir}") == 0  # resume=auto finds the checkpoint
     reference = uninterrupted / kind
@@ -66,14 +60,16 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted
     assert not (run_dir / "checkpoint.pt").exists()
 
 
-def test_sigterm_checkpoints_and_exits_resumable(tmp_path, uninterrupted):
+def test_sigterm_checkpoints_and_exits_resumable(tmp_path, uninterrupted, hold):
     run_dir = tmp_path / "run"
-    proc = start(run_dir, [*BASELINE, "logger.log_model=false"])
-    wait_for_epochs(run_dir, 2, proc)
+    proc = start(run_dir, [*BASELINE, "logger.log_model=false"], hold)
+    hold.wait(proc.pid, proc)
     proc.send_signal(signal.SIGTERM)
+    hold.release(proc.pid)  # the signal is delivered before the run can see this: it stops in epoch 2
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert "stopped by SIGTERM" in err
+    assert len(read_jsonl(run_dir / "metrics.jsonl")) == HELD_EPOCH + 1  # within the next epoch, not after it
     summary = read_json(run_dir / "summary.json")
     assert summary["status"] == "interrupted"
     assert (run_dir / "checkpoint.pt").exists()

@@ -7,19 +7,18 @@ test process has run torch, and a child forked after torch's OpenMP threads star
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
 
-from conftest import REPO, launch, read_json, read_jsonl
+from conftest import REPO, Hold, launch, read_json, read_jsonl, wait_for
 from nexus import sweep
 from nexus.tracking import read_offline_run
 
@@ -111,47 +110,61 @@ def test_the_agents_own_command_runs_a_smoke_run(nexus_home, tmp_path, monkeypat
 # The offline runner: parallel, killed midway and restarted, logged to one W&B group
 # ---------------------------------------------------------------------------------------------
 
-def start_runner(args: list[str], log: Path) -> subprocess.Popen:
+def start_runner(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
     """`python -m nexus.sweep ARGS` from the repository root, its output in `log`."""
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "nexus.sweep", *args], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env=env)
 
 
 def sweep_state(folder: Path) -> dict:
     return json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
 
 
+def held_run(folder: Path, hold: Hold, runner: subprocess.Popen, which: Callable[[dict], bool]) -> dict:
+    """The run that `which` picks in the state of the sweep in `folder`, once the state says it is
+    running and the run waits at the hold."""
+    def find():
+        return next((run for run in sweep_state(folder).get("runs", [])
+                     if which(run) and run["state"] == "running" and run["pid"] in hold.held()), None)
+    return wait_for(find, "a run to wait at the hold", runner)
+
+
+def named(name: str) -> Callable[[dict], bool]:
+    return lambda run: run["name"] == name
+
+
 @pytest.fixture(scope="module")
 def restarted_sweep(tmp_path_factory):
     """sweeps/smoke.yaml offline with 2 workers (runs forked: the default), SIGKILLed once a run
-    has finished and a third one has started, then the same command again to finish it."""
+    has finished and two more are in flight, then the same command again to finish it.
+
+    The first runner's runs wait after epoch 0 until the test lets them go on (NEXUS_TEST_HOLD):
+    run-000 is let go and finishes; the kill comes while run-001 and run-002 wait, so both were
+    in flight and live on as orphans (as runs longer than a smoke run would) until the second
+    runner stops them. That runner's own runs are not held."""
     folder = tmp_path_factory.mktemp("sweep") / "smoke"
+    hold = Hold(folder.parent / "hold", epoch=0)
     args = ["sweeps/smoke.yaml", "--workers", "2", "--dir", str(folder), "--override", "logger.log_model=false"]
-    first = start_runner(args, folder.parent / "first.log")
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and first.poll() is None:
-            runs = sweep_state(folder).get("runs", [])
-            if len(runs) >= 3 and any(run["state"] == "finished" for run in runs):
-                break
-            time.sleep(0.1)
-    finally:
-        first.kill()
-        first.wait()
-    killed_state = sweep_state(folder)
-    # Its runs in flight live on as orphans. A forked smoke run ends in seconds, before the next
-    # runner looks: freeze them (SIGSTOP), as a longer run would still be going.
-    orphans = []
-    for run in (sweep.Run(**r) for r in killed_state["runs"] if r["state"] == "running"):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGSTOP)
-        run_dir = folder / "runs" / run.folder_name
-        with contextlib.suppress(OSError):
+        first = start_runner(args, folder.parent / "first.log", hold.env)
+        try:
+            hold.release(held_run(folder, hold, first, named("run-000"))["pid"])
+            held_run(folder, hold, first, named("run-001"))
+            held_run(folder, hold, first, named("run-002"))  # started once run-000 had finished
+        finally:
+            first.kill()
+            first.wait()
+        killed_state = sweep_state(folder)
+        orphans = []
+        for run in (sweep.Run(**r) for r in killed_state["runs"] if r["state"] == "running"):
+            run_dir = folder / "runs" / run.folder_name
             orphans.append({"run": run, "run_dir": run_dir, "alive": sweep.orphan_alive(run, run_dir),
                             "cmdline": Path(f"/proc/{run.pid}/cmdline").read_bytes()})
-    second = start_runner(args, folder.parent / "second.log")
-    second.wait(timeout=600)
+        second = start_runner(args, folder.parent / "second.log")
+        second.wait(timeout=600)
+    finally:
+        hold.release_all()  # orphans the second runner did not stop (it failed) end on their own
     return {"folder": folder, "killed_state": killed_state, "orphans": orphans, "code": second.returncode,
             "first_output": (folder.parent / "first.log").read_text(),
             "output": (folder.parent / "second.log").read_text(), "state": sweep_state(folder)}
@@ -261,22 +274,21 @@ command: ['${env}', '${interpreter}', '${program}', +experiment=smoke, logger=no
 
 def test_a_forked_run_that_fails_or_is_killed_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
     """lr 1e30 diverges (the run records the failure and exits 1); the lr 1e-4 run is SIGKILLed
-    mid-run (by the test, as the OOM killer would); the third completes."""
+    mid-run (by the test, as the OOM killer would); the third completes. Runs wait after epoch 0
+    until the test lets them go on, so the kill lands mid-run."""
     (tmp_path / "lr.yaml").write_text(LR_SWEEP)
     folder = tmp_path / "sweep"
-    runner = start_runner([str(tmp_path / "lr.yaml"), "--dir", str(folder)], tmp_path / "runner.log")
+    hold = Hold(tmp_path / "hold", epoch=0)
+    runner = start_runner([str(tmp_path / "lr.yaml"), "--dir", str(folder)], tmp_path / "runner.log", hold.env)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and runner.poll() is None:
-            running = [run for run in sweep_state(folder).get("runs", [])
-                       if run["params"]["train.lr"]["value"] == 1e-4 and run["state"] == "running"]
-            if running:
-                os.killpg(running[0]["pid"], signal.SIGKILL)
-                break
-            time.sleep(0.05)
+        pid = held_run(folder, hold, runner, lambda run: run["params"]["train.lr"]["value"] == 1e-4)["pid"]
+        os.killpg(pid, signal.SIGKILL)
+        hold.release(pid)  # its mark only: no later run may find it under a reused pid
+        hold.release(held_run(folder, hold, runner, lambda run: run["params"]["train.lr"]["value"] == 3e-4)["pid"])
         assert runner.wait(timeout=300) == 1
     finally:
         runner.kill()
+        hold.release_all()
     output = (tmp_path / "runner.log").read_text()
     assert "each run forked from this runner" in output.splitlines()[0]
     runs = {run["params"]["train.lr"]["value"]: run for run in sweep_state(folder)["runs"]}
