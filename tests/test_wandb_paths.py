@@ -16,7 +16,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, launch, read_json
+from conftest import REPO, Hold, launch, read_json, read_jsonl
 from nexus import compare, sweep
 from nexus.config import flatten
 from nexus.tracking import read_offline_run, read_offline_run_state
@@ -180,3 +180,33 @@ def test_compare_reads_wandb_runs_as_it_reads_run_folders(tmp_path):
         assert (recorded.group.name, recorded.baseline.name) == (local.group.name, local.baseline.name)
         assert (recorded.seeds, recorded.delta, recorded.delta_ci) == (local.seeds, local.delta, local.delta_ci)
     assert (tmp_path / "a" / "table.csv").read_text() == (tmp_path / "b" / "table.csv").read_text()
+
+
+def test_a_run_resumed_inside_a_sweep_is_a_new_wandb_run_that_names_the_one_it_continues(
+        tmp_path, one_configuration_four_ways):
+    """W&B does not resume runs inside a sweep. An agent's run killed after epoch 1 and started
+    again in its folder: the local record is exact, and W&B gets a second run, tagged `resumed`,
+    naming the first and carrying every epoch, so its curves are whole."""
+    run_dir, hold = tmp_path / "run", Hold(tmp_path / "hold", 1)
+    command = [*sweep.agent_command(SWEEP, PARAMS, interpreter=sys.executable), f"hydra.run.dir={run_dir}"]
+    first = subprocess.Popen(command, cwd=REPO, env={**agent_env(tmp_path, "killedrun"), **{
+        "NEXUS_TEST_HOLD": hold.env["NEXUS_TEST_HOLD"]}}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        hold.wait(first.pid, first)
+    finally:
+        first.kill()
+        first.wait()
+    done = subprocess.run(command, cwd=REPO, env=agent_env(tmp_path, "resumedrun"), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reference = one_configuration_four_ways["runs"]["agent"]
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    assert [{k: v for k, v in r.items() if k != "time/epoch_s"} for r in metrics] == \
+        [{k: v for k, v in r.items() if k != "time/epoch_s"} for r in read_jsonl(reference / "metrics.jsonl")]
+    resumed = next(d for d in (run_dir / "wandb").glob("offline-run-*") if d.name.endswith("-resumedrun"))
+    state = read_offline_run_state(resumed)
+    assert "resumed" in state["tags"] and state["summary"]["resumed_from"] == "killedrun"
+    assert state["notes"] == "continues W&B run killedrun from its checkpoint"
+    epochs = [r["history"]["item"] for r in read_offline_run(resumed)
+              if r["type"] == "history" and "train/loss" in r["history"]["item"]]
+    assert [(h["epoch"], h["val/spearman"]) for h in epochs] == [(r["epoch"], r["val/spearman"]) for r in metrics]
