@@ -145,11 +145,11 @@ def verdict_markdown(folder: Path) -> str:
         runs = compare.load_folders([str(folder)])
         compare.require_predictions(runs)
         pairs = compare.assign_baselines(compare.group_runs(runs))
-    except compare.CompareError as err:
+    except UserError as err:
         return f"No verdict: {one_line(err)}"
     if not pairs:
         return "No verdict: no PAI configuration with a baseline (pai=disabled) to compare with."
-    table = compare._markdown_table(*compare.comparison_table([compare.compare_to_baseline(*pair) for pair in pairs]))
+    table = compare.verdict_table_markdown([compare.compare_to_baseline(*pair) for pair in pairs])
     return f"## nexus-compare: each PAI configuration against its baseline\n\n{table}\n"
 
 

@@ -16,9 +16,9 @@ import pytest
 from scipy import stats
 
 from nexus import compare
+from nexus.errors import UserError
 from nexus.compare import (
     Comparison,
-    CompareError,
     VERDICT_BETTER,
     VERDICT_SAME,
     VERDICT_TOO_FEW,
@@ -193,7 +193,7 @@ def run_main(capsys, *argv: str) -> tuple[int, str, str]:
 def assert_one_line_error(err: str, *fragments: str) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("nexus-compare: error: ")
+    assert lines[0].startswith("error: ")
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -263,11 +263,11 @@ def test_different_test_rows_or_gold_are_an_error(tmp_path):
     other_gold[7] = 1.0 - other_gold[7] if other_gold[7] != 0.5 else 0.1
     write_run(tmp_path / "b", gold, noisy(gold, 0.3, 1), seed=1)
     write_run(tmp_path / "d", other_gold, noisy(gold, 0.05, 2), pai="history", seed=1)
-    with pytest.raises(CompareError, match="gold scores differ"):
+    with pytest.raises(UserError, match="gold scores differ"):
         comparisons_for(tmp_path)
     shutil.rmtree(tmp_path / "d")
     write_run(tmp_path / "d", gold[:-1], noisy(gold, 0.05, 2)[:-1], pai="history", seed=1)
-    with pytest.raises(CompareError, match="test rows differ"):
+    with pytest.raises(UserError, match="test rows differ"):
         comparisons_for(tmp_path)
 
 
@@ -329,14 +329,14 @@ def test_missing_ambiguous_and_named_baselines(tmp_path):
     write_run(tmp_path / "fixed", gold, noisy(gold, 0.1, 2), pai="fixed", seed=1, lr=1e-3)
     write_run(tmp_path / "base", gold, noisy(gold, 0.1, 3), seed=1, lr=1e-4)  # other lr: no match
     groups = group_runs(load_folders([str(tmp_path)]))
-    with pytest.raises(CompareError, match="no baseline for 'pai=fixed"):
+    with pytest.raises(UserError, match="no baseline for 'pai=fixed"):
         assign_baselines(groups)
     pairs = assign_baselines(groups, "pai=disabled")
     assert sorted(g.name for g, _ in pairs) == ["pai=fixed train.lr=0.001", "pai=history train.lr=0.001"]
     assert {b.name for _, b in pairs} == {"pai=disabled train.lr=0.0001"}
-    with pytest.raises(CompareError, match="ambiguous"):
+    with pytest.raises(UserError, match="ambiguous"):
         assign_baselines(groups, "train.lr=0.001")
-    with pytest.raises(CompareError, match="matches no configuration"):
+    with pytest.raises(UserError, match="matches no configuration"):
         assign_baselines(groups, "pai=every_epoch")
 
 
@@ -344,7 +344,7 @@ def test_two_runs_of_one_configuration_with_the_same_seed_are_an_error(tmp_path)
     gold = make_gold()
     write_run(tmp_path / "first", gold, noisy(gold, 0.1, 1), seed=1)
     write_run(tmp_path / "again", gold, noisy(gold, 0.1, 2), seed=1)
-    with pytest.raises(CompareError, match="share seed 1"):
+    with pytest.raises(UserError, match="share seed 1"):
         group_runs(load_folders([str(tmp_path)]))
 
 
@@ -383,8 +383,8 @@ def test_bootstrap_resample_spearman_equals_scipy_on_the_resampled_rows():
     rng = np.random.default_rng(5)
     drawn = rng.integers(0, gold.size, size=(4, gold.size))
     counts = np.stack([np.bincount(d, minlength=gold.size) for d in drawn]).astype(float)
-    fast = compare._weighted_corr(
-        compare._ResampledRanks(gold).ranks(counts), compare._ResampledRanks(pred).ranks(counts), counts
+    fast = compare.stats._weighted_corr(
+        compare.stats._ResampledRanks(gold).ranks(counts), compare.stats._ResampledRanks(pred).ranks(counts), counts
     )
     expected = [stats.spearmanr(gold[d], pred[d]).statistic for d in drawn]
     np.testing.assert_allclose(fast, expected, atol=1e-12)
@@ -604,7 +604,7 @@ def test_wandb_without_credentials_is_a_one_line_error(tmp_path, monkeypatch, ca
 
 def test_wandb_unreachable_server_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     _isolated_wandb_env(monkeypatch, tmp_path, api_key="a" * 40, base_url="http://127.0.0.1:9")
-    monkeypatch.setattr(compare, "WANDB_TIMEOUT_S", 1)
+    monkeypatch.setattr(compare.runs, "WANDB_TIMEOUT_S", 1)
     code, _, err = run_main(capsys, "--wandb", "someone/nexus/abc123", "--out", tmp_path / "out")
     assert code == 2
     assert_one_line_error(err, "cannot read W&B runs from someone/nexus/abc123", "127.0.0.1:9")
