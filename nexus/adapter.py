@@ -48,7 +48,7 @@ def build_layers(in_features: int, adapter_cfg) -> nn.Sequential:
 def adapter_module(layers: nn.Sequential, activation: str, forward_function: str | None) -> Module:
     """The trained `layers` (Linear or PAI-wrapped Linear, then the activation) as a
     sentence-transformers module; `forward_function`: PAI's dendrite nonlinearity, if PAI ran."""
-    from nexus.pai import dendrite_count
+    from nexus.growth.pai import dendrite_count
 
     layers = layers.cpu()
     dendrites = dendrite_count(layers)
@@ -76,7 +76,7 @@ class DendriticAdapter(Module):
     def forward(self, features: dict) -> dict:
         from perforatedai import globals_perforatedai as GPA
 
-        from nexus.pai import FORWARD_FUNCTIONS
+        from nexus.growth.pai import FORWARD_FUNCTIONS
 
         # PAI reads the dendrites' nonlinearity from its global settings at every call; another
         # model or run in this process may have changed them since this one was loaded.
@@ -96,7 +96,7 @@ class DendriticAdapter(Module):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> "DendriticAdapter":
-        from nexus.pai import rebuild_dendritic
+        from nexus.growth.pai import rebuild_dendritic
 
         folder = Path(cls.load_dir_path(model_name_or_path, subfolder=subfolder, token=kwargs.get("token"),
                                         cache_folder=kwargs.get("cache_folder"), revision=kwargs.get("revision"),

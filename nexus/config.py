@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nexus.adapter import ACTIVATIONS, INITS
 from nexus.errors import UserError
-from nexus.pai import FORWARD_FUNCTIONS, MODES, OPTIMIZERS
+from nexus.growth import MODES, OPTIMIZERS
+from nexus.growth.pai import FORWARD_FUNCTIONS
 
 # Keys that say where or how a run is recorded, not what it computes.
 NOT_CONFIGURATION = ("seed", "paths", "logger", "hydra", "resume")

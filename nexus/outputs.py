@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no screen on training machines
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nexus.data import Pairs  # noqa: E402
+from nexus.data import Pairs
 
 
 def write_predictions(path: Path, pairs: Pairs, predictions: np.ndarray) -> None:
@@ -25,9 +23,13 @@ def write_predictions(path: Path, pairs: Pairs, predictions: np.ndarray) -> None
 
 
 def plot_training(path: Path, history: list[dict], events: list[dict], zero_shot_val: float) -> None:
-    """Train loss and dev Spearman per epoch; dashed lines where PAI added dendrites."""
+    """Train loss and dev Spearman per epoch; dashed lines where PAI added dendrites.
+
+    matplotlib's object API on the Agg canvas: no pyplot state, no display needed."""
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_val = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["train/loss"] for r in history], marker="o")
     ax_loss.set(title="train loss (cosine MSE)", xlabel="epoch")
     ax_val.plot(epochs, [r["val/spearman"] for r in history], marker="o", label="dev Spearman")
@@ -40,4 +42,3 @@ def plot_training(path: Path, history: list[dict], events: list[dict], zero_shot
     ax_val.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import signal
 import sys
@@ -17,18 +15,17 @@ import torch
 from omegaconf import OmegaConf
 
 from nexus.adapter import build_layers
-from nexus.backbone import fingerprint, load_backbone
-from nexus.cache import EmbeddingCache
+from nexus.backbone import load_backbone
 from nexus.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
-from nexus.evaluate import EncodedPairs, correlations, cosine_predictions
-from nexus.live import LivePairs
+from nexus.evaluate import correlations, cosine_predictions
+from nexus.growth import Growth, make_growth
+from nexus.inputs import TrainingPairs, make_inputs
 from nexus.model import card_metadata, save_model
 from nexus.outputs import plot_training, write_predictions
-from nexus.pai import make_growth
 from nexus.tracking import RunLog
-from nexus.train import StopRequested, fit, set_denormal_flushing
+from nexus.train import FitResult, StopRequested, fit, set_denormal_flushing
 
 
 def seed_everything(seed: int) -> None:
@@ -37,45 +34,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """torch's intra-op thread count set to `n` inside the block."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def pick_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
-
-
-def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str, device: str) -> dict[str, EncodedPairs]:
-    """Every sentence through the frozen backbone once (cached on disk across runs)."""
-    cache = EmbeddingCache(cache_dir, fingerprint(backbone))
-
-    def encode(sentences: list[str]) -> np.ndarray:
-        print(f"encoding {len(sentences)} new sentences (cached for later runs)")
-        # Called under the cache's lock, so no other process encodes now; sweep workers that wait
-        # for this cache are idle: every core, whatever share of them this run was given.
-        with torch_threads(max(torch.get_num_threads(), os.cpu_count() or 1)):
-            return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
-                                   convert_to_numpy=True, show_progress_bar=True)
-
-    # One cache call for all splits: a single progress bar, a single shard.
-    sentences = [s for pairs in splits.values() for s in (*pairs.sentences1, *pairs.sentences2)]
-    vectors = torch.from_numpy(cache.embed(sentences, encode)).to(device)
-    encoded, start = {}, 0
-    for name, pairs in splits.items():
-        n = len(pairs)
-        encoded[name] = EncodedPairs(vectors[start:start + n], vectors[start + n:start + 2 * n],
-                                     torch.from_numpy(pairs.scores).to(device))
-        start += 2 * n
-    return encoded
 
 
 def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: dict | None,
@@ -91,15 +53,10 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     # 2. Backbone. Frozen (default): each sentence encoded once, cached on disk.
     #    Full fine-tuning: sentences go through it at every batch and it trains at train.backbone_lr.
     backbone = load_backbone(cfg.model, device)
-    if cfg.model.freeze_backbone:
-        inputs = encode_splits(splits, backbone, cfg.model, cfg.paths.cache_dir, device)
-        trainable_backbone, extra_groups = None, []
-    else:
-        bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device == "cuda")
-        inputs = {name: LivePairs(backbone, pairs, device, bf16, int(cfg.model.encode_batch_size))
-                  for name, pairs in splits.items()}
-        trainable_backbone = backbone
-        extra_groups = [{"params": list(backbone.parameters()), "lr": float(cfg.train.backbone_lr)}]
+    inputs = make_inputs(splits, backbone, cfg, device)
+    trainable_backbone = None if cfg.model.freeze_backbone else backbone
+    extra_groups = [] if trainable_backbone is None else [
+        {"params": list(backbone.parameters()), "lr": float(cfg.train.backbone_lr)}]
 
     # 3. Zero-shot reference: the backbone's own cosine similarities
     for split in ("val", "test"):
@@ -128,10 +85,27 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
         save_checkpoint(run_dir, {**state, "history": history, "events": events, "config": config,
                                   "wandb_id": log.wandb_id})
 
+    result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed),
+                 epoch_reporter(growth, log, history, events), save_state, resumed, stop.is_set, trainable_backbone)
+
+    # 6. The best-dev model: test once, save predictions, plot, and the model with its card
+    best_net = growth.finish(result.best.net)
+    if trainable_backbone is not None:
+        backbone.load_state_dict(result.best.backbone_state)
+    test_best(best_net, splits, inputs, run_dir, summary)
+    plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
+    summary.update(result_summary(result, events))
+    card = card_metadata({**summary, "config": config}, run_dir, log.wandb_id)
+    save_model(run_dir / "model", backbone, best_net, cfg, card, Path(cfg.paths.cache_dir) / "blobs")
+
+
+def epoch_reporter(growth: Growth, log: RunLog, history: list[dict], events: list[dict]):
+    """`fit`'s `on_epoch`: each epoch's record and PAI events to `history`/`events`, the logs, the console."""
+
     def on_epoch(record: dict, kinds: list[str], net_after) -> None:
-        state = growth.state(net_after)
-        new = [{"epoch": record["epoch"], "kind": kind, "dendrites": state["pai/dendrites"],
-                "params": state["pai/params"]} for kind in kinds]
+        metrics = growth.metrics(net_after)
+        new = [{"epoch": record["epoch"], "kind": kind, "dendrites": metrics["pai/dendrites"],
+                "params": metrics["pai/params"]} for kind in kinds]
         history.append(record)
         events.extend(new)
         log.log_epoch(record, new)
@@ -139,29 +113,29 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
         print(f"epoch {record['epoch']:3d}  loss {record['train/loss']:.5f}  dev Spearman "
               f"{record['val/spearman']:.4f}  {record['pai/mode']}  {record['time/epoch_s']:.2f}s{marks}")
 
-    result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed), on_epoch,
-                 save_state, resumed, stop.is_set, trainable_backbone)
+    return on_epoch
 
-    # 6. The best-dev model: test once, save predictions, plot, and the model with its card
-    best_net = growth.finish(result.best.net)
-    if trainable_backbone is not None:
-        backbone.load_state_dict(result.best.backbone_state)
+
+def test_best(net, splits: dict[str, Pairs], inputs: dict[str, TrainingPairs], run_dir: Path, summary: dict) -> None:
+    """The best-dev network's predictions on dev and test (predictions/*.csv); its test Spearman and
+    Pearson into `summary`, the one time the test split is scored."""
     for split in ("val", "test"):
-        predictions = cosine_predictions(best_net, inputs[split])
+        predictions = cosine_predictions(net, inputs[split])
         write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)
         if split == "test":
             summary["test/spearman"], summary["test/pearson"] = correlations(predictions, splits[split].scores)
-    plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
-    summary.update({
+
+
+def result_summary(result: FitResult, events: list[dict]) -> dict:
+    """summary.json's figures of the training: the best-dev epoch, its size, the restructures."""
+    return {
         "best/val_spearman": result.best.record["val/spearman"],
         "best/epoch": result.best.epoch,
         "pai/dendrites": result.best.record["pai/dendrites"],
         "pai/params": result.best.record["pai/params"],
         "pai/restructures": sum(e["kind"] != "training_complete" for e in events),
         "epochs": result.epochs_run,
-    })
-    card = card_metadata({**summary, "config": config}, run_dir, log.wandb_id)
-    save_model(run_dir / "model", backbone, best_net, cfg, card, Path(cfg.paths.cache_dir) / "blobs")
+    }
 
 
 def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:

@@ -169,8 +169,9 @@ class WandbRun:
             artifact = wandb.Artifact(f"model-{self.run.id}", type="model",
                                       metadata={**card_metadata(summary, self.run_dir, self.run.id),
                                                 "status": summary["status"]})
-            # "immutable": no copy in W&B's staging folder (offline, one per run, kept until synced:
-            # 90 MB a run) nor in its cache after an upload; the run folder keeps the files, unchanged.
+            # "immutable": no copy in W&B's staging folder (offline, one per run, kept until synced: a
+            # whole model folder, backbone included) nor in its cache after an upload; the run folder
+            # keeps the files, unchanged.
             artifact.add_dir(str(self.run_dir / "model"), policy="immutable", skip_cache=True)
             self.run.log_artifact(artifact)
         self.run.finish(exit_code=0 if summary["status"] == "completed" else 1)

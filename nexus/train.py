@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nexus.evaluate import EncodedPairs, correlations, cosine_predictions
+from nexus.evaluate import correlations, cosine_predictions
+from nexus.growth import Growth
+from nexus.inputs import TrainingPairs
 
 
 class TrainingDiverged(RuntimeError):
@@ -44,11 +46,11 @@ class FitResult:
     epochs_run: int
 
 
-def train_one_epoch(net, optimizer, train: EncodedPairs, batch_size: int, generator: torch.Generator,
+def train_one_epoch(net, optimizer, train: TrainingPairs, batch_size: int, generator: torch.Generator,
                     stop_requested: Callable[[], bool] = lambda: False) -> float:
     """Cosine-similarity MSE (sentence-transformers' CosineSimilarityLoss) over shuffled batches.
 
-    `train` is cached embeddings (frozen backbone) or `LivePairs` (the backbone trains too)."""
+    `train` is cached embeddings (frozen backbone) or `BackbonePairs` (the backbone trains too)."""
     net.train()
     order = torch.randperm(len(train), generator=generator).to(train.scores.device)
     total = torch.zeros((), device=train.scores.device)
@@ -83,7 +85,7 @@ def restore_global_rng(state: dict) -> None:
 def set_denormal_flushing(enabled: bool) -> None:
     """Float32 values below ~1e-38 computed as zero (where the CPU supports it), or not. A new
     dendrite's small weights and gradients produce such denormals, which x86 CPUs compute on many
-    times slower: an epoch with a dendrite took about 2x as long (same results to 4 decimals).
+    times slower, so epochs with dendrites slow down (BENCHMARKS.md measures it).
 
     Call it before the process's first parallel torch operation: OpenMP's worker threads copy the
     floating-point mode of the thread that starts them and keep it, so a later call changes this
@@ -104,7 +106,7 @@ def hold_for_tests(epoch: int) -> None:
         time.sleep(0.01)
 
 
-def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: int,
+def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg, seed: int,
         on_epoch: Callable[[dict, list[str], nn.Module], None],
         save_state: Callable[[dict], None] = lambda state: None,
         resume_state: dict | None = None,
@@ -114,8 +116,9 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
 
     `backbone` is given when it trains too (full fine-tuning): its weights join the best
     model and the checkpoint; `growth` already has its parameters in the optimizer.
-    `on_epoch(record, events, net)` receives each epoch's metrics (named as in the design),
-    the PAI events that followed it, and the network after PAI's decision.
+    `on_epoch(record, events, net)` receives each epoch's metrics (named as metrics.jsonl and W&B
+    name them, so the record is logged as it is), the PAI events that followed it, and the network
+    after PAI's decision.
     """
     generator = torch.Generator().manual_seed(seed)
     best = Best(copy.deepcopy(net), -1, {"val/spearman": -math.inf})
@@ -140,7 +143,7 @@ def fit(net, growth, train: EncodedPairs, val: EncodedPairs, train_cfg, seed: in
             raise TrainingDiverged(f"train/loss is {loss} at epoch {epoch}")
         spearman, pearson = correlations(cosine_predictions(net, val), val.scores.cpu().numpy())
         record = {"epoch": epoch, "train/loss": loss, "val/spearman": spearman, "val/pearson": pearson,
-                  **growth.state(net)}
+                  **growth.metrics(net)}
         if spearman > best.record["val/spearman"]:
             # Copy before PAI's decision: the decision may restructure this very object.
             backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())

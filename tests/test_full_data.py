@@ -11,7 +11,7 @@ from conftest import REPO, launch, read_json, read_jsonl
 from nexus.backbone import load_backbone
 from nexus.data import load_splits
 from nexus.evaluate import correlations, cosine_predictions
-from nexus.run import encode_splits
+from nexus.inputs import encode_splits
 
 pytestmark = pytest.mark.slow
 

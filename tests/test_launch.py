@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, launch, read_json, read_jsonl
-from nexus.pai import MODES
+from nexus.growth import MODES
 
 EPOCH_KEYS = {"epoch", "train/loss", "val/spearman", "val/pearson", "pai/mode", "pai/dendrites", "pai/params",
               "time/epoch_s"}
@@ -170,7 +170,7 @@ def test_runs_share_one_copy_of_the_backbone_weights(smoke_runs):
 def test_an_interactive_prompt_inside_pai_fails_instead_of_hanging(tmp_path):
     import pdb
 
-    from nexus.pai import PAIPromptError, no_interactive_prompts
+    from nexus.growth.pai import PAIPromptError, no_interactive_prompts
 
     before = pdb.set_trace
     with no_interactive_prompts(), pytest.raises(PAIPromptError, match="interactive prompt"):

@@ -95,7 +95,7 @@ def test_a_dendritic_folder_round_trips_with_the_same_predictions(runs, test_pai
 
     from nexus.adapter import DendriticAdapter
     from nexus.model import load_model
-    from nexus.pai import dendrite_count
+    from nexus.growth.pai import dendrite_count
     from perforatedai import utils_perforatedai as UPA
 
     run = runs["dendritic"]

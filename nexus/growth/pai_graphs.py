@@ -2,8 +2,8 @@
 
 Perforated AI redraws its whole report (a 28x14-inch four-panel matplotlib figure, `pai/pai.png`,
 plus its CSVs) inside every `add_validation_score` call. For a 384->384 adapter on cached
-embeddings that redraw costs several times the epoch's training (profile in BENCHMARKS.md:
-`savefig` and `tight_layout` are over 90% of `add_validation_score`). Turning PAI's drawing off
+embeddings that redraw costs more than the epoch's training (BENCHMARKS.md has the profile: the
+time goes to `savefig` and `tight_layout`). Turning PAI's drawing off
 (`set_drawing_pai(False)`) is not an option: PAI then crashes later in its own plotting code.
 
 `PAIGraphs` keeps PAI's drawing on and only changes *when* the per-epoch report is written:

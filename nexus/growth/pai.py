@@ -1,8 +1,12 @@
-"""Dendrite growth: one small interface over "no PAI" (baseline) and Perforated AI's tracker.
+"""Perforated AI's dendrites as a growth policy (`PAIGrowth`), with PAI set up for unattended runs.
 
-The training loop asks a `Growth` object for an optimizer, tells it each epoch's dev score, and
-gets back the (possibly new) network, optimizer, what happened, and whether training is done.
-perforatedai is imported only when a PAI mode is chosen, so a baseline run never touches it.
+- `PAIGrowth`: the `nexus.growth.Growth` interface over PAI's tracker. The loop tells it each
+  epoch's dev score; PAI may add dendrites, reload its best model, or declare training complete.
+- PAI's settings (`reset_pai`, `configure_pai`): PAI keeps them in module globals, so each run
+  sets them from scratch.
+- The prompt guard (`no_interactive_prompts`): PAI's pdb/input prompts raise instead of hanging.
+- Saved models (`dendrite_count`, `rebuild_dendritic`): used by `nexus.adapter` to save and load
+  a dendritic adapter without PAI's tracker.
 """
 
 from __future__ import annotations
@@ -10,17 +14,15 @@ from __future__ import annotations
 import builtins
 import contextlib
 import pdb
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nexus.pai_graphs import PAIGraphs
+from nexus.growth import OPTIMIZERS, Decision, optimizer_args
+from nexus.growth.pai_graphs import PAIGraphs
 
-MODES = ("disabled", "history", "fixed", "every_epoch", "no_switch")
 FORWARD_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 PAI_FOLDER = "pai"  # PAI's save_name: its graphs, CSVs and snapshots, inside the run folder
 
 
@@ -45,56 +47,13 @@ def no_interactive_prompts():
         pdb.set_trace, builtins.input = saved
 
 
-@dataclass
-class Decision:
-    net: nn.Module
-    optimizer: torch.optim.Optimizer
-    event: str | None  # "dendrites_added" | "reloaded_best" | None
-    complete: bool
+def headless_pyplot() -> None:
+    """PAI draws its report with pyplot: use the non-interactive Agg backend, so a PAI run needs no
+    display and opens no window, whatever backend the machine would pick. (nexus draws its own
+    plots without pyplot.)"""
+    import matplotlib
 
-
-def count_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
-def optimizer_args(net: nn.Module, train_cfg, extra_groups: list[dict]) -> dict:
-    """The adapter's parameters at train.lr, plus any others (a training backbone) at their own lr.
-
-    fused: one kernel per step instead of a dozen per parameter; for the small adapter the
-    optimizer step was a fifth of the epoch."""
-    return {"params": [{"params": list(net.parameters())}, *extra_groups], "lr": train_cfg.lr,
-            "weight_decay": train_cfg.weight_decay, "fused": True}
-
-
-class NoGrowth:
-    """Baseline: a plain optimizer, never restructures; the epoch cap ends the run."""
-
-    mode = "disabled"
-
-    def __init__(self, train_cfg, extra_groups: list[dict]):
-        self.train_cfg = train_cfg
-        self.extra_groups = extra_groups
-
-    def prepare(self, net: nn.Module) -> nn.Module:
-        return net
-
-    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        return OPTIMIZERS[self.train_cfg.optimizer](**optimizer_args(net, self.train_cfg, self.extra_groups))
-
-    def after_epoch(self, score: float, net: nn.Module, optimizer, last: bool = False) -> Decision:
-        return Decision(net, optimizer, None, False)
-
-    def state(self, net: nn.Module) -> dict:
-        return {"pai/mode": self.mode, "pai/dendrites": 0, "pai/params": count_params(net)}
-
-    def finish(self, net: nn.Module) -> nn.Module:
-        return net
-
-    def checkpoint_state(self) -> None:
-        return None
-
-    def restore(self, state) -> None:
-        pass
+    matplotlib.use("Agg")
 
 
 class PAIGrowth:
@@ -111,6 +70,7 @@ class PAIGrowth:
         (self.run_dir / PAI_FOLDER).mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / PAI_FOLDER / "console.log"
         self.graphs = PAIGraphs(every_epoch=bool(pai_cfg.graphs_every_epoch))
+        headless_pyplot()
 
     @contextlib.contextmanager
     def _inside_run_dir(self):
@@ -171,7 +131,7 @@ class PAIGrowth:
 
         return int(GPA.pai_tracker.member_vars["num_dendrites_added"])
 
-    def state(self, net: nn.Module) -> dict:
+    def metrics(self, net: nn.Module) -> dict:
         from perforatedai import globals_perforatedai as GPA
         from perforatedai import utils_perforatedai as UPA
 
@@ -267,10 +227,3 @@ def rebuild_dendritic(layers: nn.Module, dendrites: int, forward_function: str, 
             UPA.simulate_cycles(module, 2 * dendrites, doing_pai=True)
     net.load_state_dict(weights, strict=True)
     return net.eval()
-
-
-def make_growth(pai_cfg, train_cfg, run_dir: Path, device: str, extra_groups: list[dict] = ()):
-    """`extra_groups`: optimizer parameter groups beyond the adapter (a backbone that trains)."""
-    if pai_cfg.mode == "disabled":
-        return NoGrowth(train_cfg, list(extra_groups))
-    return PAIGrowth(pai_cfg, train_cfg, run_dir, device, list(extra_groups))
