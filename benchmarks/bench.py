@@ -79,7 +79,7 @@ def epoch_configs(reps: int, limits: list[str]) -> dict:
 
 def epoch_block(cfgs: dict, inputs, backbone, splits, work: Path, threads: int, reps: int, batches: int) -> dict:
     """Every epoch measurement with `threads` torch threads."""
-    from nexus.run import torch_threads
+    from nexus.inputs import torch_threads
 
     block: dict = {}
     with torch_threads(threads):

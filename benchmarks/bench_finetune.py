@@ -3,7 +3,7 @@
     python -m benchmarks.bench_finetune --model PATH [--epochs 1] [--out result.json]   # from the repository root
 
 1. Load STS-B train pairs.
-2. Ours: nexus's training loop (LivePairs + identity adapter), CosineSimilarityLoss, batch 16, bf16.
+2. Ours: nexus's training loop (BackbonePairs + identity adapter), CosineSimilarityLoss, batch 16, bf16.
 3. Theirs: SentenceTransformerTrainer with the same model, loss, batch size and precision.
 4. After a warm-up counted for neither, alternate theirs and ours `--reps` times; print training
    pairs per second and the ratio of the medians. Both are timed around the training call itself
@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from nexus.adapter import build_layers
 from nexus.compose import compose
 from nexus.data import load_splits
-from nexus.live import LivePairs
+from nexus.inputs import BackbonePairs
 from nexus.train import train_one_epoch
 
 
@@ -55,7 +55,7 @@ def ours(model_path: str, pairs, epochs: int, batch_size: int, bf16: bool, devic
     net = build_layers(backbone.get_embedding_dimension(), OmegaConf.create(
         {"out_features": backbone.get_embedding_dimension(), "init": "identity", "activation": "identity"})).to(device)
     optimizer = torch.optim.AdamW([{"params": net.parameters()}, {"params": backbone.parameters(), "lr": 2e-5}], lr=1e-4)
-    inputs = LivePairs(backbone, pairs, device, bf16, 128)
+    inputs = BackbonePairs(backbone, pairs, device, bf16, 128)
     generator = torch.Generator().manual_seed(0)
     synchronize()
     started = time.perf_counter()

@@ -15,7 +15,7 @@ from benchmarks.timed_growth import TimedGrowth, growth_metrics, make_growth
 
 def measure_cache(splits, backbone, model_cfg, work: Path, reps: int) -> tuple[dict, dict]:
     """Cold builds into fresh cache folders, then cache hits; returns (results, encoded inputs)."""
-    from nexus.run import encode_splits
+    from nexus.inputs import encode_splits
 
     sentences = [s for pairs in splits.values() for s in (*pairs.sentences1, *pairs.sentences2)]
     distinct = len(set(sentences))
@@ -128,7 +128,7 @@ def measure_uncached(backbone, splits, cfg, dim: int, batches: int) -> dict:
     import torch
 
     from nexus.adapter import build_layers
-    from nexus.evaluate import EncodedPairs
+    from nexus.inputs import EncodedPairs
     from nexus.run import seed_everything
     from nexus.train import train_one_epoch
 
@@ -223,7 +223,7 @@ def profile(base_cfg, every_epoch_cfg, inputs, work: Path, threads: int) -> dict
         from pyinstrument import Profiler
     except ImportError:
         return {"skipped": "pyinstrument is not installed (pip install pyinstrument)"}
-    from nexus.run import torch_threads
+    from nexus.inputs import torch_threads
 
     out = {}
     with torch_threads(threads):

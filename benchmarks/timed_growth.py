@@ -1,22 +1,20 @@
 """The growth policy as the benchmark uses it: made by nexus's factory, its decision timed.
 
-The only module here that names nexus's growth API. `nexus.pai` is becoming the package
-`nexus.growth` (`from nexus.growth import make_growth`; `Growth.state(net)` becomes
-`metrics(net)`): switch the import and `growth_metrics` below, nothing else.
+The only module here that names nexus's growth API (nexus.growth).
 """
 
 from __future__ import annotations
 
 import time
 
-from nexus.pai import make_growth
+from nexus.growth import make_growth
 
 __all__ = ["TimedGrowth", "growth_metrics", "make_growth"]
 
 
 def growth_metrics(growth, net) -> dict:
     """The policy's `pai/...` metrics of `net` (dendrites, params)."""
-    return growth.state(net)
+    return growth.metrics(net)
 
 
 class TimedGrowth:
@@ -35,7 +33,7 @@ class TimedGrowth:
             self.decide_s.append(time.perf_counter() - started)
 
     def __getattr__(self, name: str):
-        # Only reached for names TimedGrowth lacks: prepare, make_optimizer, state, finish, ...
+        # Only reached for names TimedGrowth lacks: prepare, make_optimizer, metrics, finish, ...
         if name == "inner":  # not set yet (copy, pickle): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
