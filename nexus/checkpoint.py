@@ -1,7 +1,9 @@
-"""The run's checkpoint: written atomically after every epoch, removed when the run completes."""
+"""The run's checkpoint: written atomically after every epoch, removed when the run completes; and
+the completed run that makes a repeated command (a Hydra multirun run again) skip its job."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import torch
 
 from nexus.config import configuration
 from nexus.errors import UserError
-from nexus.run_folder import CHECKPOINT_FILE
+from nexus.run_folder import CHECKPOINT_FILE, SUMMARY_FILE
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:
@@ -34,3 +36,15 @@ def load_checkpoint(run_dir: Path, resume, config: dict) -> dict | None:
 
 def remove_checkpoint(run_dir: Path) -> None:
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def completed_run(run_dir: Path, resume, config: dict) -> dict | None:
+    """summary.json of a run of this configuration and seed that already completed in `run_dir`
+    (resume=auto or true: nothing left to do), or None: run it (resume=false always runs)."""
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    done = resume is not False and summary.get("status") == "completed"
+    same = configuration(summary.get("config") or {}) == configuration(config) and summary.get("seed") == config["seed"]
+    return summary if done and same else None

@@ -70,6 +70,8 @@ def check(cfg: DictConfig) -> None:
     _number(cfg, "train.batch_size", int, 1)
     _number(cfg, "train.max_epochs", int, 1)
     _number(cfg, "train.weight_decay", float, 0)
+    if cfg.train.patience is not None:
+        _number(cfg, "train.patience", int, 1)
     _number(cfg, "seed", int, 0)
     _choice(cfg, "resume", ("auto", True, False))
     _choice(cfg, "train.optimizer", OPTIMIZERS)

