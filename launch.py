@@ -43,10 +43,11 @@ def all_jobs_completed(output_dir: Path, multirun: bool, since: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nexus.config import hydra_spelling
     from nexus.errors import UserError, report
     from nexus.preflight import preflight
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = hydra_spelling(sys.argv[1:] if argv is None else list(argv))
     try:
         output_dir = preflight(argv)
     except UserError as err:

@@ -53,7 +53,8 @@ def ours(model_path: str, pairs, epochs: int, batch_size: int, bf16: bool, devic
 
     backbone = SentenceTransformer(model_path, device=device)
     net = build_layers(backbone.get_embedding_dimension(), OmegaConf.create(
-        {"out_features": backbone.get_embedding_dimension(), "init": "identity", "activation": "identity"})).to(device)
+        {"kind": "dense", "out_features": backbone.get_embedding_dimension(), "init": "identity",
+         "activation": "identity"})).to(device)
     optimizer = torch.optim.AdamW([{"params": net.parameters()}, {"params": backbone.parameters(), "lr": 2e-5}], lr=1e-4)
     inputs = BackbonePairs(backbone, pairs, device, bf16, 128)
     generator = torch.Generator().manual_seed(0)

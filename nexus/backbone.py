@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -34,6 +35,16 @@ def resolve_backbone(name_or_path: str, allow_download: bool = False) -> str:
         f"model.name_or_path: '{name_or_path}' is not on this machine; "
         "set model.allow_download=true to fetch it from the hub"
     )
+
+
+@functools.lru_cache
+def embedding_dimension(folder: str) -> int:
+    """Size of the sentence embeddings of the model in `folder` (what the adapter takes)."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return SentenceTransformer(folder, device="cpu").get_embedding_dimension()
 
 
 def load_backbone(model_cfg, device: str):

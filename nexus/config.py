@@ -9,10 +9,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from nexus.adapter import ACTIVATIONS, INITS
+from nexus.adapter import ACTIVATIONS, INITS, KINDS
 from nexus.errors import UserError
 from nexus.growth import MODES, OPTIMIZERS
 from nexus.growth.pai import FORWARD_FUNCTIONS
+
+# Config groups nested in another group's folder (conf/model/adapter/). Hydra selects them only as
+# model/adapter=mlp; our command lines spell them like every other key, model.adapter=mlp.
+NESTED_GROUPS = ("model.adapter",)
 
 # Keys that say where or how a run is recorded, not what it computes.
 NOT_CONFIGURATION = ("seed", "paths", "logger", "hydra", "resume")
@@ -37,6 +41,15 @@ def flatten(nested: dict, prefix: str = "") -> dict:
         else:
             flat[path] = value
     return flat
+
+
+def hydra_spelling(overrides: list[str]) -> list[str]:
+    """`model.adapter=mlp` (also with sweeps: `model.adapter=dense,mlp`) as Hydra's `model/adapter=mlp`."""
+    def one(arg: str) -> str:
+        key, equals, value = arg.partition("=")
+        return f"{key.replace('.', '/')}={value}" if equals and key in NESTED_GROUPS else arg
+
+    return [one(arg) for arg in overrides]
 
 
 def group_choices(choices: dict) -> dict:
@@ -83,9 +96,7 @@ def check(cfg: DictConfig) -> None:
     for key in ("n_epochs_to_switch", "fixed_switch_num", "first_fixed_switch_num", "max_dendrites",
                 "max_dendrite_tries", "history_lookback"):
         _number(cfg, f"pai.{key}", int, 0)
-    _choice(cfg, "model.adapter.init", INITS)
-    _choice(cfg, "model.adapter.activation", ACTIVATIONS)
-    _number(cfg, "model.adapter.out_features", int, 1)
+    check_adapter(cfg)
     _number(cfg, "model.max_seq_length", int, 1)
     _choice(cfg, "logger.backend", ("wandb", "none"))
     if cfg.logger.backend == "wandb":
@@ -95,6 +106,22 @@ def check(cfg: DictConfig) -> None:
         limit = cfg.data.limit[split]
         if limit is not None:
             _number(cfg, f"data.limit.{split}", int, 1)
+
+
+def check_adapter(cfg: DictConfig) -> None:
+    _choice(cfg, "model.adapter.kind", KINDS)
+    _choice(cfg, "model.adapter.activation", ACTIVATIONS)
+    if cfg.model.adapter.kind == "dense":
+        _choice(cfg, "model.adapter.init", INITS)
+        _number(cfg, "model.adapter.out_features", int, 1)
+        return
+    _number(cfg, "model.adapter.hidden", int, 1)
+    _number(cfg, "model.adapter.depth", int, 2)
+    if cfg.model.adapter.match_params is not None:
+        _number(cfg, "model.adapter.match_params", int, 1)
+    if cfg.pai.mode != "disabled":
+        # PAI grows dendrites on the Dense adapter; the MLP is the plain comparison for them.
+        raise UserError(f"model.adapter=mlp is a plain adapter: use it with pai=disabled, not pai={cfg.pai.mode}")
 
 
 def check_writable(folder: str, key: str) -> None:

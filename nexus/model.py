@@ -2,9 +2,9 @@
 
     python -m nexus.model resave OLD NEW     # re-save a folder written before safe serialization
 
-Baselines (and PAI runs that kept no dendrite) are plain sentence-transformers models:
-`SentenceTransformer(path)` loads them without nexus. Dendritic models load with `load_model`
-(nexus + perforatedai installed). The folder's README.md is the model card: data, recipe,
+Baselines with the Dense adapter (and PAI runs that kept no dendrite) are plain
+sentence-transformers models: `SentenceTransformer(path)` loads them without nexus. Dendritic
+models (nexus + perforatedai installed) and MLP adapters (nexus installed) load with `load_model`. The folder's README.md is the model card: data, recipe,
 Spearman figures, dendrites, parameters, and the run that made it.
 """
 
@@ -56,32 +56,40 @@ def save_model(path: Path, backbone, layers, cfg, card: dict, blob_dir: Path) ->
 
     forward_function = None if cfg.pai.mode == "disabled" else cfg.pai.forward_function
     adapter = adapter_module(layers, cfg.model.adapter.activation, forward_function)
-    dendritic = "dendrites" in adapter.config_keys
+    kind = {"DendriticAdapter": "dendritic", "MLPAdapter": "residual MLP"}.get(type(adapter).__name__, "Dense")
     card_data = SentenceTransformerModelCardData(
-        model_name=f"NEXUS {'dendritic' if dendritic else 'Dense'} adapter on all-MiniLM-L6-v2 "
+        model_name=f"NEXUS {kind} adapter on all-MiniLM-L6-v2 "
                    f"({card['experiment']}, pai={card['pai']}, seed {card['seed']})",
         language="en",
-        tags=["sentence-transformers", "sentence-similarity", "nexus", *(["perforatedai"] if dendritic else [])],
+        tags=["sentence-transformers", "sentence-similarity", "nexus",
+              *(["perforatedai"] if kind == "dendritic" else [])],
         local_files_only=True, generate_widget_examples=False)
     model = SentenceTransformer(modules=[*backbone.children(), adapter], device="cpu", model_card_data=card_data)
     model.max_seq_length = backbone.max_seq_length
     model.save(str(path))
-    add_card_section(path / "README.md", card, dendritic)
+    add_card_section(path / "README.md", card, kind)
     for file in path.rglob("*"):
         if file.is_file() and file.stat().st_size > 1 << 20:
             share_identical_file(file, blob_dir)
 
 
-def add_card_section(readme: Path, card: dict, dendritic: bool) -> None:
+LOAD_WITH_NEXUS = "from nexus.model import load_model  # needs nexus{} installed\nmodel = load_model(path)"
+CARD_ADAPTERS = {  # kind -> (what the card calls it, how to load it)
+    "Dense": ("a Dense adapter",
+              "from sentence_transformers import SentenceTransformer\nmodel = SentenceTransformer(path)"),
+    "dendritic": ("a Dense adapter grown with Perforated AI dendrites", LOAD_WITH_NEXUS.format(" and perforatedai")),
+    "residual MLP": ("a residual MLP adapter (no dendrites)", LOAD_WITH_NEXUS.format("")),
+}
+
+
+def add_card_section(readme: Path, card: dict, kind: str) -> None:
     """Our facts in sentence-transformers' card, before its generic usage section."""
-    load = ("from nexus.model import load_model  # needs nexus and perforatedai installed\n"
-            "model = load_model(path)" if dendritic else
-            "from sentence_transformers import SentenceTransformer\nmodel = SentenceTransformer(path)")
+    adapter, load = CARD_ADAPTERS[kind]
     rows = "\n".join(f"| {key} | {card[key]:.4f} |" if isinstance(card[key], float) else f"| {key} | {card[key]} |"
                      for key in CARD_KEYS)
     section = f"""## NEXUS run
 
-Trained by NEXUS: a frozen all-MiniLM-L6-v2 and a Dense adapter{' grown with Perforated AI dendrites' if dendritic else ''},
+Trained by NEXUS: a frozen all-MiniLM-L6-v2 and {adapter},
 on {card['data'].get('name', 'custom pairs')} (train `{card['data']['train_path']}`, dev `{card['data']['val_path']}`,
 test `{card['data']['test_path']}`{limits(card['data'].get('limit'))}). The saved adapter is the best-dev one; test Spearman is measured once, on it.
 
@@ -144,23 +152,23 @@ def module_types(path: Path) -> list[str]:
 
 
 def load_model(path, device: str | None = None):
-    """A saved model folder as a SentenceTransformer; dendritic adapters are rebuilt from their
-    safetensors weights and config. Folders with a pickled adapter are refused, never unpickled."""
+    """A saved model folder as a SentenceTransformer; dendritic and MLP adapters are rebuilt from
+    their safetensors weights and config. Folders with a pickled adapter are refused, never unpickled."""
     from sentence_transformers import SentenceTransformer
 
-    from nexus.adapter import LEGACY_TYPE, DendriticAdapter, legacy_message
+    from nexus.adapter import LEGACY_TYPE, DendriticAdapter, MLPAdapter, legacy_message
 
     path = Path(path).expanduser()
     types = module_types(path)
     if LEGACY_TYPE in types:
         raise UserError(legacy_message(path))
-    ours = f"{DendriticAdapter.__module__}.{DendriticAdapter.__name__}"
-    if ours not in types:
+    ours = {f"{cls.__module__}.{cls.__name__}": cls for cls in (DendriticAdapter, MLPAdapter)}
+    if not ours.keys() & set(types):
         return SentenceTransformer(str(path), device=device)
-    # Only our class is resolved here (to the already imported one); any other class outside
+    # Only our classes are resolved here (to the already imported ones); any other class outside
     # sentence-transformers still needs trust_remote_code, which is not given: a folder from
     # someone else cannot choose code to import. (sentence-transformers' own, private mechanism.)
-    return SentenceTransformer._load_with_module_classes(str(path), {ours: DendriticAdapter}, device=device)
+    return SentenceTransformer._load_with_module_classes(str(path), ours, device=device)
 
 
 def resave(old: Path, new: Path) -> None:

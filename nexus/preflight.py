@@ -7,9 +7,10 @@ from pathlib import Path
 from hydra import compose
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
-from nexus.backbone import resolve_backbone
+from nexus.adapter import mlp_hidden
+from nexus.backbone import embedding_dimension, resolve_backbone
 from nexus.compose import MULTIRUN_FLAGS, hydra_context
-from nexus.config import check, check_writable
+from nexus.config import NESTED_GROUPS, check, check_writable, hydra_spelling
 from nexus.data import load_splits
 from nexus.errors import UserError, one_line
 from nexus.run_folder import CHECKPOINT_FILE
@@ -29,7 +30,9 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def describe_composition_error(err: Exception) -> str:
     if isinstance(err, MissingConfigException) and err.options:
-        group, _, option = (err.missing_cfg_file or "").partition("/")
+        group, _, option = (err.missing_cfg_file or "").rpartition("/")  # model/adapter/conv: nested group
+        if group.replace("/", ".") in NESTED_GROUPS:
+            group = group.replace("/", ".")  # as our command lines spell it
         # options starting with "_" are shared bases (pai/_knobs, data/_layout), not choices
         choices = ", ".join(sorted(o for o in err.options if not o.startswith("_")))
         return f"unknown option '{option}' for '{group}'; choose one of {choices}"
@@ -48,11 +51,11 @@ def preflight(argv: list[str]) -> str | None:
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
         return None
     multirun = any(a in MULTIRUN_FLAGS for a in argv)
-    overrides = [a for a in argv if a not in MULTIRUN_FLAGS]
+    overrides = hydra_spelling([a for a in argv if a not in MULTIRUN_FLAGS])
     try:
         with hydra_context():
             jobs = job_overrides(overrides, multirun)
-            checked_data, checked_models = set(), set()
+            checked_data, models = set(), {}
             for job in jobs:
                 cfg = compose(config_name="config", overrides=job, return_hydra_config=True)
                 check(cfg)
@@ -62,9 +65,10 @@ def preflight(argv: list[str]) -> str | None:
                 if cfg.resume is True and not multirun and not (Path(run_dir) / CHECKPOINT_FILE).is_file():
                     raise UserError(f"resume=true: no checkpoint in {run_dir}")
                 model_key = (cfg.model.name_or_path, cfg.model.allow_download)
-                if model_key not in checked_models:
-                    resolve_backbone(*model_key)
-                    checked_models.add(model_key)
+                if model_key not in models:
+                    models[model_key] = resolve_backbone(*model_key)
+                if cfg.model.adapter.kind == "mlp" and cfg.model.adapter.match_params is not None:
+                    mlp_hidden(embedding_dimension(models[model_key]), cfg.model.adapter)  # a width within 1%?
                 data_key = repr(cfg.data)
                 if data_key not in checked_data:
                     load_splits(cfg.data)

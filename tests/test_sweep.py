@@ -55,7 +55,7 @@ def warm_cache(tmp_path_factory):
 # The sweep files and the agent's command
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml", "param_matched.yaml"])
 def test_shipped_sweep_files_pass_the_sweeps_schema(name):
     sweeps = sweep.import_sweeps()
     config = load(name)
@@ -77,6 +77,28 @@ def test_pai_sweep_is_a_grid_of_36_distinct_parameter_sets():
     assert {s[2] for s in sets} == {"disabled", "history", "fixed", "every_epoch"}
     assert sweep.agent_command(config, runs[0].config) == [
         "/usr/bin/env", "python", "launch.py", "+experiment=dendritic", "pai=disabled", "seed=0", "train.lr=3e-05"]
+
+
+def test_param_matched_sweep_is_a_grid_of_27_plain_adapters_matching_1_2_3_dendrites(tmp_path, monkeypatch):
+    """The same seeds and learning rates as pai.yaml, plain MLP adapters sized like the Dense
+    adapter with 1, 2 and 3 dendrites; the runner's checks (every value through preflight) pass."""
+    sweeps = sweep.import_sweeps()
+    config = load("param_matched.yaml")
+    runs = []
+    while (run := sweeps.next_run(config, runs)) is not None:
+        runs.append(run)
+    sets = {(r.config["seed"]["value"], r.config["train.lr"]["value"], r.config["model.adapter.match_params"]["value"])
+            for r in runs}
+    assert len(runs) == len(sets) == 27
+    pai = load("pai.yaml")["parameters"]
+    assert {s[0] for s in sets} == set(pai["seed"]["values"])
+    assert {s[1] for s in sets} == set(pai["train.lr"]["values"])
+    assert {s[2] for s in sets} == {296064, 445440, 595584}
+    assert sweep.agent_command(config, runs[0].config) == [
+        "/usr/bin/env", "python", "launch.py", "+experiment=baseline", "model.adapter=mlp", "train.max_epochs=40",
+        "model.adapter.match_params=296064", "seed=0", "train.lr=3e-05"]
+    monkeypatch.chdir(REPO)  # where `wandb agent` and nexus-sweep run it
+    sweep.check_sweep(config, [], tmp_path)
 
 
 def test_the_agents_own_command_runs_a_smoke_run(nexus_home, tmp_path, monkeypatch):
