@@ -648,3 +648,33 @@ def test_html_report_renders_in_headless_chromium(tmp_path, capsys):
     width, height = struct.unpack(">II", data[16:24])  # IHDR
     assert (width, height) == (1200, 2000)
     assert len(data) > 20_000  # a blank page compresses to a few KB; tables and plots do not
+
+
+def test_param_matched_compares_dendrites_with_a_plain_adapter_of_their_size(tmp_path, capsys):
+    """One dendrite (295,680 trained parameters) against the same-recipe Dense baseline and against
+    a plain MLP of 295,680; two dendrites find no plain adapter of their size and say so."""
+    gold = make_gold()
+    mlp = {"model.adapter.kind": "mlp", "model.adapter.hidden": 384, "model.adapter.depth": 2}
+    for seed in (1, 2, 3):
+        write_run(tmp_path / f"dense-{seed}", gold, noisy(gold, 0.26, 100 + seed), seed=seed)
+        write_run(tmp_path / f"one-{seed}", gold, noisy(gold, 0.20, 200 + seed), pai="history", seed=seed,
+                  restructure_epochs=(2,))
+        write_run(tmp_path / f"two-{seed}", gold, noisy(gold, 0.20, 300 + seed), pai="fixed", seed=seed,
+                  restructure_epochs=(2, 4))
+        folder = write_run(tmp_path / f"mlp-{seed}", gold, noisy(gold, 0.14, 400 + seed), seed=seed,
+                           config_overrides=mlp)
+        summary = json.loads((folder / "summary.json").read_text())
+        (folder / "summary.json").write_text(json.dumps({**summary, "pai/params": 295680}))
+    code, out, _ = run_main(capsys, tmp_path, "--out", tmp_path / "report", "--param-matched")
+    assert code == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    section = report.split("## Against a parameter-matched plain adapter")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("- ")]
+    (one,) = [line for line in lines if line.startswith("- pai=history")]
+    (two,) = [line for line in lines if line.startswith("- pai=fixed")]
+    assert "(295,680 trained parameters) vs " in one and "model.adapter.kind=mlp (295,680)" in one
+    assert VERDICT_WORSE in one  # the plain MLP of that size does better than the dendrite
+    assert "(443,520 trained parameters): no plain adapter" in two
+    verdicts = [line for line in out.splitlines() if " vs " in line]
+    assert len(verdicts) == 3  # two against the Dense baseline, one against the MLP
+    assert sum(VERDICT_BETTER in line for line in verdicts) == 2  # the dendrites beat the plain Dense layer

@@ -19,6 +19,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("dirs", nargs="*", metavar="DIR", help="run, sweep or Hydra multirun folders")
     parser.add_argument("--out", required=True, help="folder for report.md, report.html, table.csv, PNGs")
     parser.add_argument("--baseline", help="compare every configuration with this one (name or substring)")
+    parser.add_argument("--param-matched", action="store_true",
+                        help="also compare each dendritic configuration with the plain adapter (pai=disabled, "
+                             "e.g. model.adapter=mlp) of its trained parameter count, within 1%%")
     parser.add_argument(
         "--wandb", metavar="ENTITY/PROJECT[/SWEEP]",
         help="also read runs from W&B (a reachable server), or from a folder of W&B run folders (offline runs)"
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.wandb:
             runs += load_wandb_runs(args.wandb)
         out = Path(args.out)
-        comparisons = build_report(runs, out, args.baseline)
+        comparisons = build_report(runs, out, args.baseline, args.param_matched)
     except UserError as err:
         return report(err)
     for comparison in comparisons:

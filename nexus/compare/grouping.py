@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from nexus.compare.runs import COMPLETED, RunResult
 from nexus.config import NOT_CONFIGURATION
 from nexus.errors import UserError
@@ -19,6 +21,11 @@ BASELINE_MODE = "disabled"
 # to grow dendrites; the comparison is between the best-dev checkpoints either way).
 BASELINE_IGNORED_KEYS = {"experiment", "train.max_epochs"}
 BASELINE_IGNORED_PREFIXES = ("pai.",)
+
+# A parameter-matched baseline (--param-matched) is a plain adapter of another size: its adapter keys
+# differ too, and its trainable parameters are within this fraction of the dendritic runs'.
+MATCH_IGNORED_PREFIXES = ("pai.", "model.adapter.")
+MATCH_TOLERANCE = 0.01
 
 # Keys set by experiment bundles; left out of group names when the other keys already tell groups apart.
 NAME_DROPPABLE_KEYS = ("experiment", "train.max_epochs")
@@ -117,13 +124,35 @@ def name_groups(groups: Sequence[Group]) -> None:
         group.name = name
 
 
-def _baseline_matching_config(config: dict[str, Any]) -> str:
+def _baseline_matching_config(config: dict[str, Any], ignored_prefixes=BASELINE_IGNORED_PREFIXES) -> str:
     kept = {
         key: value
         for key, value in config.items()
-        if key not in BASELINE_IGNORED_KEYS and not key.startswith(BASELINE_IGNORED_PREFIXES)
+        if key not in BASELINE_IGNORED_KEYS and not key.startswith(ignored_prefixes)
     }
     return canonical_json(kept)
+
+
+def trained_params(group: Group) -> float:
+    """The group's trainable parameters at its runs' best epochs (median over seeds: dendrites kept
+    may differ by seed)."""
+    return float(np.median([run.number("pai/params") for run in group.runs]))
+
+
+def assign_param_matched(groups: Sequence[Group]) -> list[tuple[Group, Group | None]]:
+    """(dendritic group, the plain adapter matching its parameters, or None) for every dendritic group:
+    a pai.mode=disabled group of the same recipe apart from pai.* and model.adapter.* (and
+    experiment, train.max_epochs), whose trained parameters are within MATCH_TOLERANCE; the nearest."""
+    plain = [g for g in groups if g.pai_mode == BASELINE_MODE]
+    pairs = []
+    for group in groups:
+        if group.pai_mode == BASELINE_MODE:
+            continue
+        recipe, target = _baseline_matching_config(group.config, MATCH_IGNORED_PREFIXES), trained_params(group)
+        fits = [g for g in plain if _baseline_matching_config(g.config, MATCH_IGNORED_PREFIXES) == recipe
+                and abs(trained_params(g) - target) <= MATCH_TOLERANCE * target]
+        pairs.append((group, min(fits, key=lambda g: abs(trained_params(g) - target)) if fits else None))
+    return pairs
 
 
 def select_group_by_name(groups: Sequence[Group], wanted: str) -> Group:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nexus.compare.comparison import Comparison, compare_to_baseline, comparison_columns, summarize_group
-from nexus.compare.grouping import Group, assign_baselines, config_value_text, differing_keys, group_runs
+from nexus.compare.grouping import (Group, assign_baselines, assign_param_matched, config_value_text, differing_keys,
+                                    group_runs, trained_params)
 from nexus.compare.plots import plot_curves, plot_lr_by_mode, plot_test_spearman
 from nexus.compare.runs import COMPLETED, RunResult, require_predictions
 from nexus.compare.stats import ALPHA, MIN_SEEDS_FOR_CI, PAIRED_BOOTSTRAP_RESAMPLES, VERDICT_TOO_FEW
@@ -87,6 +88,14 @@ def verdict_table_markdown(comparisons: Sequence[Comparison]) -> str:
     return markdown_table(*comparison_table(comparisons))
 
 
+def matched_line(group: Group, c: Comparison | None) -> str:
+    """Which plain adapter a dendritic configuration was compared with, by trained parameters."""
+    params = f"{trained_params(group):,.0f} trained parameters"
+    if c is None:
+        return f"{group.name} ({params}): no plain adapter of the same recipe within 1% of that size"
+    return f"{group.name} ({params}) vs {c.baseline.name} ({trained_params(c.baseline):,.0f}): {verdict_line(c)}"
+
+
 def verdict_line(c: Comparison) -> str:
     if not c.seeds:
         return f"{c.group.name} vs {c.baseline.name}: {c.verdict} (no seed in common)"
@@ -138,6 +147,8 @@ class ReportContent:
     differences: tuple[list[str], list[list[str]]] | None
     failed: tuple[list[str], list[list[str]]] | None
     images: list[tuple[str, str]]  # (file name, caption)
+    # --param-matched: each dendritic group against the plain adapter of its size, or None (no match)
+    matched: list[tuple[Group, Comparison | None]] | None = None
 
 
 def render_markdown(content: ReportContent) -> str:
@@ -145,6 +156,10 @@ def render_markdown(content: ReportContent) -> str:
     if content.comparisons:
         parts += ["## Against the baseline", "", verdict_table_markdown(content.comparisons), ""]
         parts += ["### Verdicts", ""] + [f"- {verdict_line(c)}" for c in content.comparisons] + [""]
+    if content.matched is not None:
+        found = [c for _, c in content.matched if c is not None]
+        parts += ["## Against a parameter-matched plain adapter", ""] + [f"- {matched_line(g, c)}" for g, c in content.matched]
+        parts += ["", verdict_table_markdown(found), ""] if found else [""]
     if content.differences:
         parts += ["## What differs between configurations", "", markdown_table(*content.differences), ""]
     if content.failed:
@@ -177,6 +192,11 @@ def render_html(content: ReportContent, out: Path) -> str:
         parts += ["<h2>Against the baseline</h2>", _html_table(*comparison_table(content.comparisons))]
         parts += ["<h3>Verdicts</h3><ul>"] + [f"<li>{html.escape(verdict_line(c))}</li>" for c in content.comparisons]
         parts.append("</ul>")
+    if content.matched is not None:
+        found = [c for _, c in content.matched if c is not None]
+        parts += ["<h2>Against a parameter-matched plain adapter</h2><ul>"]
+        parts += [f"<li>{html.escape(matched_line(g, c))}</li>" for g, c in content.matched] + ["</ul>"]
+        parts += [_html_table(*comparison_table(found))] if found else []
     if content.differences:
         parts += ["<h2>What differs between configurations</h2>", _html_table(*content.differences)]
     if content.failed:
@@ -216,8 +236,10 @@ def write_plots(groups: Sequence[Group], comparisons: Sequence[Comparison], rows
     return images
 
 
-def build_report(runs: Sequence[RunResult], out: Path, baseline_name: str | None = None) -> list[Comparison]:
-    """Group, compare, plot and write every output file into `out`; returns the comparisons."""
+def build_report(runs: Sequence[RunResult], out: Path, baseline_name: str | None = None,
+                 param_matched: bool = False) -> list[Comparison]:
+    """Group, compare, plot and write every output file into `out`; returns the comparisons
+    (with `param_matched`, those against parameter-matched plain adapters follow)."""
     require_predictions(runs)
     groups = group_runs(runs)
     if not groups:
@@ -225,6 +247,8 @@ def build_report(runs: Sequence[RunResult], out: Path, baseline_name: str | None
     failed = [run for run in runs if run.status != COMPLETED]
     pairs = assign_baselines(groups, baseline_name)
     comparisons = [compare_to_baseline(group, baseline) for group, baseline in pairs]
+    matched = [(group, plain and compare_to_baseline(group, plain)) for group, plain in assign_param_matched(groups)] \
+        if param_matched else None
     comparison_of = {id(c.group): c for c in comparisons}
 
     rows = [summarize_group(g) | comparison_columns(comparison_of.get(id(g))) for g in groups]
@@ -236,7 +260,8 @@ def build_report(runs: Sequence[RunResult], out: Path, baseline_name: str | None
         differences=config_difference_table(groups) if len(groups) > 1 else None,
         failed=failed_table(failed) if failed else None,
         images=write_plots(groups, comparisons, rows, out),
+        matched=matched,
     )
     (out / "report.md").write_text(render_markdown(content), encoding="utf-8")
     (out / "report.html").write_text(render_html(content, out), encoding="utf-8")
-    return comparisons
+    return comparisons + [c for _, c in matched or [] if c is not None]
