@@ -93,7 +93,8 @@ def matched_line(group: Group, c: Comparison | None) -> str:
     params = f"{trained_params(group):,.0f} trained parameters"
     if c is None:
         return f"{group.name} ({params}): no plain adapter of the same recipe within 1% of that size"
-    return f"{group.name} ({params}) vs {c.baseline.name} ({trained_params(c.baseline):,.0f}): {verdict_line(c)}"
+    return (f"{group.name} ({params}) vs {c.baseline.name} ({trained_params(c.baseline):,.0f}): {c.verdict} "
+            f"(Δ test Spearman {fmt(c.delta, signed=True)}, 95% CI {_ci_text(*c.delta_ci, signed=True)})")
 
 
 def verdict_line(c: Comparison) -> str:
