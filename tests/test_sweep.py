@@ -20,6 +20,7 @@ import yaml
 
 from conftest import REPO, Hold, launch, read_json, read_jsonl, wait_for
 from nexus import sweep
+from nexus.run_folder import read_summary
 from nexus.tracking import read_offline_run
 
 SWEEPS = REPO / "sweeps"
@@ -157,7 +158,7 @@ def restarted_sweep(tmp_path_factory):
             first.wait()
         killed_state = sweep_state(folder)
         orphans = []
-        for run in (sweep.Run(**r) for r in killed_state["runs"] if r["state"] == "running"):
+        for run in (sweep.SweepRun(**r) for r in killed_state["runs"] if r["state"] == "running"):
             run_dir = folder / "runs" / run.folder_name
             orphans.append({"run": run, "run_dir": run_dir, "alive": sweep.orphan_alive(run, run_dir),
                             "cmdline": Path(f"/proc/{run.pid}/cmdline").read_bytes()})
@@ -173,10 +174,10 @@ def restarted_sweep(tmp_path_factory):
 def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_sweep):
     assert restarted_sweep["code"] == 0, restarted_sweep["output"][-3000:]
     runs = restarted_sweep["state"]["runs"]
-    assert len(runs) == 4 and all(run["state"] == "finished" for run in runs)
+    assert len(runs) == 4 and all(run["state"] == "completed" for run in runs)
     groups = {}
     for run in runs:
-        run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
+        run_dir = restarted_sweep["folder"] / "runs" / sweep.SweepRun(**run).folder_name
         assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.sweep='smoke'"]
         assert "logger.log_model=false" in run["command"]
         records = read_offline_run(run_dir / "wandb")
@@ -200,7 +201,7 @@ def test_killed_sweep_runs_each_parameter_set_exactly_once(restarted_sweep):
     retried = [run for run in restarted_sweep["state"]["runs"] if run["attempt"] > 1]
     assert retried and all(run["name"] in {r["name"] for r in killed if r["state"] == "running"} for run in retried)
     for run in retried:
-        old = sweep.read_summary(restarted_sweep["folder"] / "runs" / run["name"]) or {}
+        old = read_summary(restarted_sweep["folder"] / "runs" / run["name"]) or {}
         assert old.get("status") != "completed"
 
 
@@ -209,7 +210,7 @@ def test_runs_of_launch_py_are_forked_by_default(restarted_sweep):
         assert output.splitlines()[0] == "sweep sweeps/smoke.yaml: each run forked from this runner, 2 at a time"
     assert "Building dendrites" not in restarted_sweep["output"]  # perforatedai's import banner stays out
     for run in restarted_sweep["state"]["runs"]:  # the logs are the run's own
-        run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
+        run_dir = restarted_sweep["folder"] / "runs" / sweep.SweepRun(**run).folder_name
         assert "done in" in (run_dir / "stdout.log").read_text()
         assert (run_dir / "launch.log").is_file()  # Hydra's job log, named after the program as before
 
@@ -228,20 +229,22 @@ def test_orphans_are_known_by_pid_and_start_time_and_stopped(restarted_sweep):
         assert not sweep.orphan_alive(run, run_dir)
     # A pid in use by another process (here: this one) is not the run's: its start time differs.
     run = orphans[0]["run"]
-    me = sweep.Run(name=run.name, params=run.params, pid=os.getpid(), pid_start=run.pid_start)
+    me = sweep.SweepRun(name=run.name, params=run.params, pid=os.getpid(), pid_start=run.pid_start)
     assert not sweep.orphan_alive(me, orphans[0]["run_dir"])
     me.pid_start = sweep.process_start(os.getpid())
     assert sweep.orphan_alive(me, orphans[0]["run_dir"])
 
 
-def test_a_state_file_without_start_times_still_loads(restarted_sweep, tmp_path, monkeypatch, capsys):
-    """A state file written before runs recorded their start time (`pid_start`)."""
+def test_an_older_state_file_still_loads(restarted_sweep, tmp_path, monkeypatch, capsys):
+    """A state file written before runs recorded their start time (`pid_start`) and when a
+    completed run's state was `finished`."""
     state = restarted_sweep["state"]
     (tmp_path / "sweep.json").write_text(json.dumps(
-        {**state, "runs": [{k: v for k, v in run.items() if k != "pid_start"} for run in state["runs"]]}))
+        {**state, "runs": [{**{k: v for k, v in run.items() if k != "pid_start"}, "state": "finished"}
+                           for run in state["runs"]]}))
     monkeypatch.chdir(REPO)  # every run is done: nothing starts, so forking from this process is moot
     assert sweep.main(["sweeps/smoke.yaml", "--dir", str(tmp_path), "--override", "logger.log_model=false"]) == 0
-    assert [run["state"] for run in sweep_state(tmp_path)["runs"]] == ["finished"] * 4
+    assert [run["state"] for run in sweep_state(tmp_path)["runs"]] == ["completed"] * 4
     assert "run-000" in capsys.readouterr().out
 
 
@@ -260,7 +263,7 @@ def test_no_fork_gives_the_same_run_as_a_forked_one(restarted_sweep, tmp_path):
     fresh = tmp_path / "sweep" / "runs" / "run-000"
     (forked,) = completed_runs(restarted_sweep["folder"] / "runs")[(0, "history")]
     assert_same_runs({(0, "history"): [fresh]}, {(0, "history"): [forked]})
-    assert without_times([sweep.read_summary(fresh)]) == without_times([sweep.read_summary(forked)])
+    assert without_times([read_summary(fresh)]) == without_times([read_summary(forked)])
 
 
 LR_SWEEP = """name: lr
@@ -297,9 +300,9 @@ def test_a_forked_run_that_fails_or_is_killed_is_recorded_as_failed_and_the_swee
     assert diverged["reason"] == sweep.last_line(folder / "runs" / diverged["name"] / "stderr.log")
     assert (killed["state"], killed["exit_code"]) == ("failed", -signal.SIGKILL)
     assert killed["summary"].get("status") != "completed"
-    assert (ok["state"], ok["exit_code"], ok["summary"]["status"]) == ("finished", 0, "completed")
+    assert (ok["state"], ok["exit_code"], ok["summary"]["status"]) == ("completed", 0, "completed")
     assert all(run["pid"] is None and run["pid_start"] is None for run in runs.values())
-    assert f"{killed['name']}: failed" in output and f"{ok['name']}: finished" in output
+    assert f"{killed['name']}: failed" in output and f"{ok['name']}: completed" in output
 
 
 JOB = """import sys
@@ -320,7 +323,7 @@ def test_a_failing_run_is_recorded_with_its_last_stderr_line_and_the_sweep_goes_
     runs = {run["params"]["mode"]["value"]: run for run in read_json(tmp_path / "sweep/sweep.json")["runs"]}
     assert runs["fail"]["state"] == "failed" and runs["fail"]["exit_code"] == 1
     assert runs["fail"]["reason"] == "boom: mode=fail hydra.run.dir=" + repr(str(tmp_path / "sweep/runs/run-000"))
-    assert runs["ok"]["state"] == "finished" and runs["ok"]["exit_code"] == 0
+    assert runs["ok"]["state"] == "completed" and runs["ok"]["exit_code"] == 0
     assert "boom: mode=fail" in capsys.readouterr().out  # in the table
 
 
