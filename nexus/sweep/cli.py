@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import threading
 from pathlib import Path
 
 from nexus.errors import UserError, report
+from nexus.sweep.placement import plan
 from nexus.sweep.processes import import_for_forking
 from nexus.sweep.results import print_results
 from nexus.sweep.runner import SweepRunner
@@ -52,32 +54,43 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int = 1, count: int | None = None,
-              overrides: list[str] | None = None, fork: bool = True) -> int:
-    """Run (or go on with) a sweep file in `folder`. 0: every run completed, 1: some failed,
-    130: interrupted. Raises UserError, before any run starts, for a sweep that cannot run.
-    `fork`: fork the runs of launch.py from this process where possible (see the package's doc);
-    safe only in a process that has run no torch computation and no W&B run yet: a child forked
-    after OpenMP's thread pool started can hang (`python -m nexus.sweep` runs none)."""
-    overrides = list(overrides or [])
-    folder = (folder or default_folder(sweep_file)).expanduser().resolve()
+def checked_config(sweep_file: Path, overrides: list[str], folder: Path) -> dict:
+    """The sweep file, refused (UserError naming it) if it or its runs' arguments are bad."""
     config = load_sweep_file(sweep_file)
     try:
         check_sweep(config, overrides, folder)
     except UserError as err:
         raise UserError(f"{sweep_file}: {err}") from None
+    return config
+
+
+def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int | None = None, count: int | None = None,
+              overrides: list[str] | None = None, fork: bool = True, gpus: str | None = None,
+              runs_per_gpu: int | None = None, retry_failed: bool = False, seed: int | None = None) -> int:
+    """Run (or go on with) a sweep file in `folder`. 0: every run completed, 1: some failed,
+    130: interrupted. Raises UserError, before any run starts, for a sweep that cannot run.
+    The arguments are the command line's (`gpus`: --gpus as given). `fork`: fork the runs of
+    launch.py from this process where possible (see the package's doc); safe only in a process
+    that has run no torch computation and no W&B run yet: a child forked after OpenMP's thread
+    pool started can hang (`python -m nexus.sweep` runs none)."""
+    placement = plan(workers, gpus, runs_per_gpu, dict(os.environ))
+    overrides = list(overrides or [])
+    folder = (folder or default_folder(sweep_file)).expanduser().resolve()
+    config = checked_config(sweep_file, overrides, folder)
     folder.mkdir(parents=True, exist_ok=True)
     interrupted = False
     with locked(folder):
         launch = import_for_forking(config) if fork else None
         print(f"sweep {sweep_file}: each run {'forked from this runner' if launch else 'a fresh process'}, "
-              f"{workers} at a time", flush=True)
-        runner = SweepRunner(folder, sweep_file, config, overrides, workers, launch)
+              f"{placement.workers} at a time{placement.note}", flush=True)
+        runner = SweepRunner(folder, sweep_file, config, overrides, placement, launch, seed)
         with sigterm_as_interrupt():
             runner.load()
             runner.recover()
+            if retry_failed:
+                runner.retry_failed()
             try:
-                runner.run(workers, count)
+                runner.run(count)
             except KeyboardInterrupt:
                 interrupted = True
                 print("interrupted: stopping the runs in flight; run the same command again to go on", flush=True)
@@ -89,18 +102,36 @@ def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int = 1, co
     return 1 if any(run.state == "failed" for run in runner.runs) else 0
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    def positive(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-        return int(text)
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are reported as every mistake is here: one line, exit code 2."""
 
-    parser = argparse.ArgumentParser(prog="nexus-sweep",
-                                     description="Run a W&B sweep file on this machine, without a W&B server.")
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def whole_number(minimum: int):
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return int(text)
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = Parser(prog="nexus-sweep", description="Run a W&B sweep file on this machine, without a W&B server.")
     parser.add_argument("sweep_file", type=Path, help="a W&B sweep file, e.g. sweeps/pai.yaml")
-    parser.add_argument("--workers", type=positive, default=1, help="runs at once (default 1)")
-    parser.add_argument("--count", type=positive, default=None,
+    parser.add_argument("--workers", type=whole_number(1), default=None,
+                        help="runs at once (default: 1, or GPUs x --runs-per-gpu with --gpus)")
+    parser.add_argument("--gpus", default=None, metavar="0,1|all",
+                        help="give each run one of these GPUs (CUDA_VISIBLE_DEVICES), spread evenly")
+    parser.add_argument("--runs-per-gpu", type=whole_number(1), default=None, metavar="K",
+                        help="with --gpus: K runs at once on each GPU (default 1)")
+    parser.add_argument("--count", type=whole_number(1), default=None,
                         help="start at most K runs in this invocation, as `wandb agent --count`")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="run the failed parameter sets again, each in a fresh folder")
+    parser.add_argument("--seed", type=whole_number(0), default=None,
+                        help="make the proposals of random and bayes sweeps reproducible")
     parser.add_argument("--dir", type=Path, default=None,
                         help="the sweep's folder (default $NEXUS_HOME/sweeps/<sweep file stem>)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -112,8 +143,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
-        return run_sweep(args.sweep_file, args.dir, args.workers, args.count, args.override, args.fork)
+        args = parse_args(argv)
+        return run_sweep(args.sweep_file, args.dir, args.workers, args.count, args.override, args.fork,
+                         args.gpus, args.runs_per_gpu, args.retry_failed, args.seed)
     except UserError as err:
         return report(err)

@@ -80,10 +80,12 @@ def stop_orphan(run: SweepRun, run_dir: Path) -> None:
 def spawn(command: list[str], run_dir: Path, env: dict, launch=None, program: str = "",
           args: list[str] | None = None):
     """Start a run with stdout.log and stderr.log in `run_dir`: `command` as a fresh process, or,
-    given `launch` (launch.py as a module), `program`'s main(args) in a forked child."""
-    with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:
+    given `launch` (launch.py as a module), `program`'s main(args) in a forked child; either way
+    with environment `env`. The logs are appended to: a run that goes on from its checkpoint keeps
+    the log of its interrupted part."""
+    with open(run_dir / "stdout.log", "a") as out, open(run_dir / "stderr.log", "a") as err:
         if launch is not None:
-            return ForkedRun(launch, program, args, out.fileno(), err.fileno(), env.get("OMP_NUM_THREADS"))
+            return ForkedRun(launch, program, args, out.fileno(), err.fileno(), env)
         # Like the agent: a process group of its own (stopped as a whole) and no stdin.
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                 process_group=0)
@@ -92,9 +94,9 @@ def spawn(command: list[str], run_dir: Path, env: dict, launch=None, program: st
 class ForkedRun:
     """A run in a forked child of this runner, with what the runner uses of Popen: pid, poll(), wait()."""
 
-    def __init__(self, launch, program: str, args: list[str], out: int, err: int, threads: str | None):
+    def __init__(self, launch, program: str, args: list[str], out: int, err: int, env: dict):
         self.process = multiprocessing.get_context("fork").Process(
-            target=run_forked, args=(launch, program, args, out, err, threads))
+            target=run_forked, args=(launch, program, args, out, err, env))
         self.process.start()
         self.pid = self.process.pid
         # The child makes its group too; both, as shells do, so that it exists once we return.
@@ -111,7 +113,7 @@ class ForkedRun:
         return self.process.exitcode
 
 
-def run_forked(launch, program: str, args: list[str], out: int, err: int, threads: str | None) -> None:
+def run_forked(launch, program: str, args: list[str], out: int, err: int, env: dict) -> None:
     """The forked child: made what `python PROGRAM ARGS` would start as, then PROGRAM's main(ARGS)."""
     os.setpgid(0, 0)  # like the agent's runs: a group of its own, stopped as a whole
     stdin = os.open(os.devnull, os.O_RDONLY)
@@ -125,12 +127,15 @@ def run_forked(launch, program: str, args: list[str], out: int, err: int, thread
     # The runner's SIGTERM handler raises KeyboardInterrupt; a run installs its own on the default.
     # (SIGINT is the runner's as it started, as a fresh process would have it.)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = threads
-        if threads.isdigit() and int(threads) > 0:
-            import torch
+    # The run's environment (its GPU, its threads): CUDA reads CUDA_VISIBLE_DEVICES when a run first
+    # uses it, which the runner never does.
+    os.environ.clear()
+    os.environ.update(env)
+    threads = env.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
 
-            torch.set_num_threads(int(threads))  # torch read OMP_NUM_THREADS at import, in the runner
+        torch.set_num_threads(int(threads))  # torch read OMP_NUM_THREADS at import, in the runner
     sys.argv = [program, *args]
     try:
         code = launch.main(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,8 +13,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from nexus.errors import UserError
 from nexus.run_folder import read_summary, write_json_atomic
+from nexus.sweep.placement import Placement
 from nexus.sweep.processes import (POLL_S, STOP_GRACE_S, ForkedRun, orphan_alive, process_start, signal_group,
                                    spawn, stop_orphan)
 from nexus.sweep.state import DONE_STATUSES, STATE_FILE, SweepRun, as_json
@@ -31,10 +35,11 @@ def last_line(path: Path) -> str | None:
 class SweepRunner:
     """One sweep folder: its state, its runs in flight, and the engine that proposes the next run."""
 
-    def __init__(self, folder: Path, sweep_file: Path, config: dict, overrides: list[str], workers: int,
-                 launch=None):
+    def __init__(self, folder: Path, sweep_file: Path, config: dict, overrides: list[str], placement: Placement,
+                 launch=None, seed: int | None = None):
         """`launch`: launch.py as a module, imported with what its runs import, to fork each run
-        from this process; None: each run is its command, in a fresh process."""
+        from this process; None: each run is its command, in a fresh process. `seed`: proposals
+        of random and bayes sweeps are reproducible (None: they are not)."""
         sweeps = import_sweeps()
         self.folder, self.config, self.overrides = folder, config, overrides
         self.engine_config = sweeps.SweepConfig(config)  # defaults filled in, as the server does
@@ -42,15 +47,12 @@ class SweepRunner:
         self.metric = (config.get("metric") or {}).get("name")
         self.runs: list[SweepRun] = []
         self.procs: dict[str, subprocess.Popen | ForkedRun] = {}
-        self.launch = launch
+        self.placement, self.launch, self.seed = placement, launch, seed
         self.exhausted = False
         self.env = dict(os.environ)
-        if workers > 1 and "OMP_NUM_THREADS" not in self.env:
-            # N runs on N cores: torch's default (all cores per run) oversubscribes them.
-            self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
         self.state_file = folder / STATE_FILE
         self.header = {"sweep_file": str(sweep_file), "name": self.name, "config": as_json(config),
-                       "overrides": overrides}
+                       "overrides": overrides, "seed": seed}
 
     # -- state --------------------------------------------------------------------------------
     def load(self) -> None:
@@ -73,22 +75,32 @@ class SweepRunner:
         return next(run for run in self.runs if run.name == name)
 
     def recover(self) -> None:
-        """After an interruption: stop orphans, keep what finished, queue the rest afresh."""
+        """After an interruption: stop orphans, keep what finished, queue the rest to go on."""
         for run in self.runs:
             if run.state not in DONE_STATUSES:
                 self.recover_run(run)
         self.save()
 
     def recover_run(self, run: SweepRun) -> None:
+        """A run no runner saw end goes on in its own folder: the same command, and launch.py
+        (resume=auto) continues from the checkpoint there, if the run got as far as one."""
         if run.pid and orphan_alive(run, self.run_dir(run)):
             stop_orphan(run, self.run_dir(run))
         summary = read_summary(self.run_dir(run))
         if summary and summary.get("status") in DONE_STATUSES:
             self.record(run, 0 if summary["status"] == "completed" else 1, summary)
             return
-        while self.run_dir(run).exists():
-            run.attempt += 1
         run.state, run.pid, run.pid_start = "pending", None, None
+
+    def retry_failed(self) -> None:
+        """--retry-failed: each failed parameter set runs again from the start, in a fresh folder
+        (run-003-attempt2): the failed attempt's folder stays as it ended, its error and logs in it."""
+        for run in self.runs:
+            if run.state == "failed":
+                while self.run_dir(run).exists():
+                    run.attempt += 1
+                run.state, run.exit_code, run.reason, run.summary = "pending", None, None, {}
+        self.save()
 
     # -- proposing, starting, reaping ----------------------------------------------------------
     def next_run(self) -> SweepRun | None:
@@ -98,7 +110,7 @@ class SweepRunner:
         cap = self.config.get("run_cap")
         if self.exhausted or (cap is not None and len(self.runs) >= cap):
             return None
-        proposal = import_sweeps().next_run(self.engine_config, self.engine_history())
+        proposal = self.propose()
         if proposal is None:  # grid: every parameter set has a run
             self.exhausted = True
             return None
@@ -107,6 +119,16 @@ class SweepRunner:
             run.attempt += 1
         self.runs.append(run)
         return run
+
+    def propose(self):
+        """The engine's next parameter set (None: a grid has none left)."""
+        if self.seed is not None:
+            # The engine draws from Python's and numpy's global generators, which the runner uses for
+            # nothing else: seeded from --seed and the number of runs so far, the k-th proposal is
+            # the same for every runner with that seed, and across restarts.
+            random.seed(f"{self.seed}:{len(self.runs)}")
+            np.random.seed([self.seed, len(self.runs)])
+        return import_sweeps().next_run(self.engine_config, self.engine_history())
 
     def engine_history(self) -> list:
         """The runs as the engine sees them: done ones with their metric, so bayes learns from
@@ -129,18 +151,20 @@ class SweepRunner:
 
     def start(self, run: SweepRun) -> None:
         run_dir = self.run_dir(run)
-        run_dir.mkdir(parents=True)
+        run_dir.mkdir(parents=True, exist_ok=True)  # it exists when the run goes on from a checkpoint
         run.command = self.command(run)
         if "${args_json_file}" in map(str, self.config.get("command") or []):
             (run_dir / "sweep_args.json").write_text(json.dumps(run.values()))
-        proc = spawn(run.command, run_dir, self.env, self.launch, self.config.get("program"),
-                     program_args(run.command, self.config))
+        run.gpu = self.placement.card([self.find(name).gpu for name in self.procs])
+        proc = spawn(run.command, run_dir, self.placement.env(self.env, run.gpu), self.launch,
+                     self.config.get("program"), program_args(run.command, self.config))
         self.procs[run.name] = proc
         run.state, run.pid_start = "running", process_start(proc.pid)
         # A child that has exited already has no start time to read, and can never be an orphan.
         run.pid = proc.pid if run.pid_start is not None else None
         self.save()
-        print(f"{run.folder_name}: started  {run.describe()}", flush=True)
+        where = f"  (GPU {run.gpu})" if run.gpu is not None else ""
+        print(f"{run.folder_name}: started  {run.describe()}{where}", flush=True)
 
     def record(self, run: SweepRun, exit_code: int, summary: dict | None) -> None:
         summary = summary or {}
@@ -180,10 +204,10 @@ class SweepRunner:
         self.procs.clear()
         self.save()
 
-    def run(self, workers: int, count: int | None) -> None:
+    def run(self, count: int | None) -> None:
         started = 0
         while True:
-            while len(self.procs) < workers and (count is None or started < count):
+            while len(self.procs) < self.placement.workers and (count is None or started < count):
                 run = self.next_run()
                 if run is None:
                     break

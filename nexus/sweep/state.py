@@ -25,6 +25,7 @@ class SweepRun:
     reason: str | None = None
     summary: dict = field(default_factory=dict)  # summary.json without the config
     command: list[str] = field(default_factory=list)
+    gpu: str | None = None  # the CUDA_VISIBLE_DEVICES it was given (--gpus)
 
     def __post_init__(self):
         self.state = OLD_STATE_NAMES.get(self.state, self.state)
