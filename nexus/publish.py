@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nexus.errors import UserError, one_line, report
-from nexus.sweep import STATE_FILE, Run
+from nexus.sweep import STATE_FILE, SweepRun
 
 CHECK_TIMEOUT_S = 10  # per request of the reachability check
 # The runs table: columns beside the run name. Config keys are flat dotted names (`pai.mode`), whose
@@ -59,7 +59,7 @@ def run_id(wandb_file: Path) -> str:
 
 def sweep_run_ids(folder: Path, state: dict) -> list[str]:
     """The W&B ids of the runs the sweep's state file records (each parameter set's last attempt)."""
-    runs = [Run(**record) for record in state["runs"]]
+    runs = [SweepRun(**record) for record in state["runs"]]
     ids = [run_id(f) for run in runs
            for f in sorted((folder / "runs" / run.folder_name / "wandb").glob("*run-*/run-*.wandb"))]
     return list(dict.fromkeys(ids))

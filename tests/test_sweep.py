@@ -20,6 +20,10 @@ import yaml
 
 from conftest import REPO, Hold, launch, read_json, read_jsonl, wait_for
 from nexus import sweep
+from nexus.compose import compose
+from nexus.run_folder import read_summary
+from nexus.sweep.placement import Placement
+from nexus.sweep.sweep_file import check_sweep, program_args
 from nexus.tracking import read_offline_run
 
 SWEEPS = REPO / "sweeps"
@@ -55,7 +59,7 @@ def warm_cache(tmp_path_factory):
 # The sweep files and the agent's command
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml", "param_matched.yaml"])
+@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml", "param_matched.yaml", "finetune.yaml"])
 def test_shipped_sweep_files_pass_the_sweeps_schema(name):
     sweeps = sweep.import_sweeps()
     config = load(name)
@@ -99,6 +103,27 @@ def test_param_matched_sweep_is_a_grid_of_27_plain_adapters_matching_1_2_3_dendr
         "model.adapter.match_params=296064", "seed=0", "train.lr=3e-05"]
     monkeypatch.chdir(REPO)  # where `wandb agent` and nexus-sweep run it
     sweep.check_sweep(config, [], tmp_path)
+
+
+def test_finetune_sweep_is_a_grid_of_36_fine_tuning_runs_whose_dendrites_can_arrive_in_4_epochs(monkeypatch):
+    sweeps = sweep.import_sweeps()
+    config = load("finetune.yaml")
+    runs = []
+    while (run := sweeps.next_run(config, runs)) is not None:
+        runs.append(run)
+    sets = {(r.config["seed"]["value"], r.config["train.backbone_lr"]["value"], r.config["pai"]["value"])
+            for r in runs}
+    assert len(runs) == len(sets) == 36
+    assert {s[1] for s in sets} == {1e-5, 2e-5, 5e-5}
+    assert {s[2] for s in sets} == {"disabled", "history", "fixed", "every_epoch"}
+    assert sweep.agent_command(config, runs[0].config) == [
+        "/usr/bin/env", "python", "launch.py", "+experiment=finetune", "pai.n_epochs_to_switch=1",
+        "pai.fixed_switch_num=1", "pai.first_fixed_switch_num=1", "pai=disabled", "seed=0", "train.backbone_lr=1e-05"]
+    monkeypatch.chdir(REPO)  # the runner's checks accept every value (launch.py's preflight of each)
+    check_sweep(config, [], REPO / "unused")
+    cfg = compose(program_args(sweep.agent_command(config, {"pai": {"value": "fixed"}}), config))
+    assert (cfg.model.freeze_backbone, cfg.train.max_epochs, cfg.pai.mode) == (False, 4, "fixed")
+    assert cfg.pai.first_fixed_switch_num < cfg.train.max_epochs and cfg.pai.n_epochs_to_switch < cfg.train.max_epochs
 
 
 def test_the_agents_own_command_runs_a_smoke_run(nexus_home, tmp_path, monkeypatch):
@@ -164,7 +189,8 @@ def restarted_sweep(tmp_path_factory):
     The first runner's runs wait after epoch 0 until the test lets them go on (NEXUS_TEST_HOLD):
     run-000 is let go and finishes; the kill comes while run-001 and run-002 wait, so both were
     in flight and live on as orphans (as runs longer than a smoke run would) until the second
-    runner stops them. That runner's own runs are not held."""
+    runner stops them and lets them go on from their checkpoints. That runner's own runs are not
+    held."""
     folder = tmp_path_factory.mktemp("sweep") / "smoke"
     hold = Hold(folder.parent / "hold", epoch=0)
     args = ["sweeps/smoke.yaml", "--workers", "2", "--dir", str(folder), "--override", "logger.log_model=false"]
@@ -179,7 +205,7 @@ def restarted_sweep(tmp_path_factory):
             first.wait()
         killed_state = sweep_state(folder)
         orphans = []
-        for run in (sweep.Run(**r) for r in killed_state["runs"] if r["state"] == "running"):
+        for run in (sweep.SweepRun(**r) for r in killed_state["runs"] if r["state"] == "running"):
             run_dir = folder / "runs" / run.folder_name
             orphans.append({"run": run, "run_dir": run_dir, "alive": sweep.orphan_alive(run, run_dir),
                             "cmdline": Path(f"/proc/{run.pid}/cmdline").read_bytes()})
@@ -195,10 +221,10 @@ def restarted_sweep(tmp_path_factory):
 def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_sweep):
     assert restarted_sweep["code"] == 0, restarted_sweep["output"][-3000:]
     runs = restarted_sweep["state"]["runs"]
-    assert len(runs) == 4 and all(run["state"] == "finished" for run in runs)
+    assert len(runs) == 4 and all(run["state"] == "completed" for run in runs)
     groups = {}
     for run in runs:
-        run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
+        run_dir = restarted_sweep["folder"] / "runs" / sweep.SweepRun(**run).folder_name
         assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.sweep='smoke'"]
         assert "logger.log_model=false" in run["command"]
         records = read_offline_run(run_dir / "wandb")
@@ -213,17 +239,35 @@ def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_s
 
 
 def test_killed_sweep_runs_each_parameter_set_exactly_once(restarted_sweep):
-    killed = restarted_sweep["killed_state"]["runs"]
-    assert any(run["state"] == "running" for run in killed), "the kill should have caught a run in flight"
     runs = completed_runs(restarted_sweep["folder"] / "runs")
     assert set(runs) == SMOKE_SETS
     assert all(len(folders) == 1 for folders in runs.values()), runs
-    # a run in flight at the kill was run again in a fresh folder, its own left unfinished
-    retried = [run for run in restarted_sweep["state"]["runs"] if run["attempt"] > 1]
-    assert retried and all(run["name"] in {r["name"] for r in killed if r["state"] == "running"} for run in retried)
-    for run in retried:
-        old = sweep.read_summary(restarted_sweep["folder"] / "runs" / run["name"]) or {}
-        assert old.get("status") != "completed"
+    assert sorted(path.name for path in (restarted_sweep["folder"] / "runs").iterdir()) == \
+        ["run-000", "run-001", "run-002", "run-003"]  # no second folder for any of them
+
+
+def test_runs_in_flight_at_the_kill_go_on_from_their_checkpoints_in_their_own_folders(restarted_sweep, tmp_path):
+    """Each ends as the same run never interrupted would (times aside): run here in one piece,
+    with the threads the sweep's runs had (2 workers: cores/2 each)."""
+    import torch
+
+    in_flight = [run for run in restarted_sweep["killed_state"]["runs"] if run["state"] == "running"]
+    assert {run["name"] for run in in_flight} == {"run-001", "run-002"}
+    final = {run["name"]: run for run in restarted_sweep["state"]["runs"]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        for run in in_flight:
+            run_dir = restarted_sweep["folder"] / "runs" / run["name"]
+            assert (final[run["name"]]["state"], final[run["name"]]["attempt"]) == ("completed", 1)
+            assert "resuming after epoch 0" in (run_dir / "stdout.log").read_text()
+            values = [f"{key}={p['value']}" for key, p in run["params"].items()]
+            assert launch("+experiment=smoke", "logger=none", *values, f"hydra.run.dir={tmp_path / run['name']}") == 0
+            assert without_times(read_jsonl(run_dir / "metrics.jsonl")) == \
+                without_times(read_jsonl(tmp_path / run["name"] / "metrics.jsonl")), run["name"]
+            assert read_jsonl(run_dir / "events.jsonl") == read_jsonl(tmp_path / run["name"] / "events.jsonl")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_runs_of_launch_py_are_forked_by_default(restarted_sweep):
@@ -231,7 +275,7 @@ def test_runs_of_launch_py_are_forked_by_default(restarted_sweep):
         assert output.splitlines()[0] == "sweep sweeps/smoke.yaml: each run forked from this runner, 2 at a time"
     assert "Building dendrites" not in restarted_sweep["output"]  # perforatedai's import banner stays out
     for run in restarted_sweep["state"]["runs"]:  # the logs are the run's own
-        run_dir = restarted_sweep["folder"] / "runs" / sweep.Run(**run).folder_name
+        run_dir = restarted_sweep["folder"] / "runs" / sweep.SweepRun(**run).folder_name
         assert "done in" in (run_dir / "stdout.log").read_text()
         assert (run_dir / "launch.log").is_file()  # Hydra's job log, named after the program as before
 
@@ -250,20 +294,22 @@ def test_orphans_are_known_by_pid_and_start_time_and_stopped(restarted_sweep):
         assert not sweep.orphan_alive(run, run_dir)
     # A pid in use by another process (here: this one) is not the run's: its start time differs.
     run = orphans[0]["run"]
-    me = sweep.Run(name=run.name, params=run.params, pid=os.getpid(), pid_start=run.pid_start)
+    me = sweep.SweepRun(name=run.name, params=run.params, pid=os.getpid(), pid_start=run.pid_start)
     assert not sweep.orphan_alive(me, orphans[0]["run_dir"])
     me.pid_start = sweep.process_start(os.getpid())
     assert sweep.orphan_alive(me, orphans[0]["run_dir"])
 
 
-def test_a_state_file_without_start_times_still_loads(restarted_sweep, tmp_path, monkeypatch, capsys):
-    """A state file written before runs recorded their start time (`pid_start`)."""
+def test_an_older_state_file_still_loads(restarted_sweep, tmp_path, monkeypatch, capsys):
+    """A state file written before runs recorded their start time (`pid_start`) and when a
+    completed run's state was `finished`."""
     state = restarted_sweep["state"]
     (tmp_path / "sweep.json").write_text(json.dumps(
-        {**state, "runs": [{k: v for k, v in run.items() if k != "pid_start"} for run in state["runs"]]}))
+        {**state, "runs": [{**{k: v for k, v in run.items() if k != "pid_start"}, "state": "finished"}
+                           for run in state["runs"]]}))
     monkeypatch.chdir(REPO)  # every run is done: nothing starts, so forking from this process is moot
     assert sweep.main(["sweeps/smoke.yaml", "--dir", str(tmp_path), "--override", "logger.log_model=false"]) == 0
-    assert [run["state"] for run in sweep_state(tmp_path)["runs"]] == ["finished"] * 4
+    assert [run["state"] for run in sweep_state(tmp_path)["runs"]] == ["completed"] * 4
     assert "run-000" in capsys.readouterr().out
 
 
@@ -282,7 +328,7 @@ def test_no_fork_gives_the_same_run_as_a_forked_one(restarted_sweep, tmp_path):
     fresh = tmp_path / "sweep" / "runs" / "run-000"
     (forked,) = completed_runs(restarted_sweep["folder"] / "runs")[(0, "history")]
     assert_same_runs({(0, "history"): [fresh]}, {(0, "history"): [forked]})
-    assert without_times([sweep.read_summary(fresh)]) == without_times([sweep.read_summary(forked)])
+    assert without_times([read_summary(fresh)]) == without_times([read_summary(forked)])
 
 
 LR_SWEEP = """name: lr
@@ -294,10 +340,10 @@ command: ['${env}', '${interpreter}', '${program}', +experiment=smoke, logger=no
 """
 
 
-def test_a_forked_run_that_fails_or_is_killed_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
+def test_a_forked_run_that_fails_or_is_killed_is_recorded_as_failed_and_retried_on_request(tmp_path):
     """lr 1e30 diverges (the run records the failure and exits 1); the lr 1e-4 run is SIGKILLed
     mid-run (by the test, as the OOM killer would); the third completes. Runs wait after epoch 0
-    until the test lets them go on, so the kill lands mid-run."""
+    until the test lets them go on, so the kill lands mid-run. Then --retry-failed."""
     (tmp_path / "lr.yaml").write_text(LR_SWEEP)
     folder = tmp_path / "sweep"
     hold = Hold(tmp_path / "hold", epoch=0)
@@ -319,9 +365,27 @@ def test_a_forked_run_that_fails_or_is_killed_is_recorded_as_failed_and_the_swee
     assert diverged["reason"] == sweep.last_line(folder / "runs" / diverged["name"] / "stderr.log")
     assert (killed["state"], killed["exit_code"]) == ("failed", -signal.SIGKILL)
     assert killed["summary"].get("status") != "completed"
-    assert (ok["state"], ok["exit_code"], ok["summary"]["status"]) == ("finished", 0, "completed")
+    assert (ok["state"], ok["exit_code"], ok["summary"]["status"]) == ("completed", 0, "completed")
     assert all(run["pid"] is None and run["pid_start"] is None for run in runs.values())
-    assert f"{killed['name']}: failed" in output and f"{ok['name']}: finished" in output
+    assert f"{killed['name']}: failed" in output and f"{ok['name']}: completed" in output
+
+    # The same command again: nothing to do. With --retry-failed: the two failed parameter sets
+    # run again, each from the start in a fresh folder; the completed run is left alone.
+    again = start_runner([str(tmp_path / "lr.yaml"), "--dir", str(folder)], tmp_path / "again.log")
+    assert again.wait(timeout=300) == 1
+    assert "started" not in (tmp_path / "again.log").read_text()
+    retry = start_runner([str(tmp_path / "lr.yaml"), "--dir", str(folder), "--retry-failed"], tmp_path / "retry.log")
+    assert retry.wait(timeout=300) == 1  # lr 1e30 fails again
+    retried = {run["params"]["train.lr"]["value"]: run for run in sweep_state(folder)["runs"]}
+    assert (retried[1e30]["state"], retried[1e30]["attempt"]) == ("failed", 2)
+    assert (retried[1e-4]["state"], retried[1e-4]["attempt"]) == ("completed", 2)
+    assert retried[3e-4] == ok
+    started = [line for line in (tmp_path / "retry.log").read_text().splitlines() if ": started" in line]
+    assert sorted(line.split(":")[0] for line in started) == sorted(
+        f"{runs[lr]['name']}-attempt2" for lr in (1e30, 1e-4))
+    for lr in (1e30, 1e-4):  # the failed attempt's folder is kept as it ended
+        assert (folder / "runs" / runs[lr]["name"] / "summary.json").is_file()
+        assert "resuming" not in (folder / "runs" / f"{runs[lr]['name']}-attempt2" / "stdout.log").read_text()
 
 
 JOB = """import sys
@@ -342,8 +406,96 @@ def test_a_failing_run_is_recorded_with_its_last_stderr_line_and_the_sweep_goes_
     runs = {run["params"]["mode"]["value"]: run for run in read_json(tmp_path / "sweep/sweep.json")["runs"]}
     assert runs["fail"]["state"] == "failed" and runs["fail"]["exit_code"] == 1
     assert runs["fail"]["reason"] == "boom: mode=fail hydra.run.dir=" + repr(str(tmp_path / "sweep/runs/run-000"))
-    assert runs["ok"]["state"] == "finished" and runs["ok"]["exit_code"] == 0
+    assert runs["ok"]["state"] == "completed" and runs["ok"]["exit_code"] == 0
     assert "boom: mode=fail" in capsys.readouterr().out  # in the table
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU placement and seeded proposals
+# ---------------------------------------------------------------------------------------------
+
+ENV_JOB = """import json, os, sys
+run_dir = next(a.split("=", 1)[1].strip("'") for a in sys.argv if a.startswith("hydra.run.dir="))
+keys = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+with open(os.path.join(run_dir, "env.json"), "w") as f:
+    json.dump({key: os.environ.get(key) for key in keys}, f)
+"""
+
+
+def env_sweep(folder: Path, n: int) -> None:
+    """A sweep of `n` runs of a tiny program that records the environment the runner gave it."""
+    (folder / "env_job.py").write_text(ENV_JOB)
+    (folder / "env.yaml").write_text(
+        "name: env\nprogram: env_job.py\nmethod: grid\nmetric: {name: best/val_spearman, goal: maximize}\n"
+        f"parameters: {{n: {{values: {list(range(n))}}}}}\n"
+        "command: ['${env}', '${interpreter}', '${program}', '${args_no_hyphens}']\n")
+
+
+@pytest.mark.parametrize(("gpus", "visible", "cards"), [("0,1", None, ["0", "1"]), ("all", "5,7", ["5", "7"])])
+def test_each_run_gets_one_gpu_spread_evenly_and_a_share_of_the_cpu_threads(gpus, visible, cards, tmp_path,
+                                                                           monkeypatch, capsys):
+    """--gpus G --runs-per-gpu 2: 4 runs at once, 2 a card; GPU numbers count the cards the runner
+    sees, as CUDA does (CUDA_VISIBLE_DEVICES=5,7: GPU 0 is card 5)."""
+    env_sweep(tmp_path, 4)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert sweep.main(["env.yaml", "--dir", "sweep", "--gpus", gpus, "--runs-per-gpu", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        f"sweep env.yaml: each run a fresh process, 4 at a time, one GPU each: CUDA_VISIBLE_DEVICES={' or '.join(cards)}"
+    runs = sweep_state(tmp_path / "sweep")["runs"]
+    threads = str(max(1, (os.cpu_count() or 1) // 4))
+    for run in runs:
+        env = read_json(tmp_path / "sweep" / "runs" / run["name"] / "env.json")
+        assert env == {"CUDA_VISIBLE_DEVICES": run["gpu"], "OMP_NUM_THREADS": threads}
+    assert sorted(run["gpu"] for run in runs) == sorted(cards * 2)
+
+
+def test_a_slot_freed_on_a_gpu_is_refilled_on_that_gpu():
+    placement = Placement(workers=4, gpus=["0", "1"], threads=None)
+    assert [placement.card(busy) for busy in ([], ["0"], ["0", "1"], ["0", "1", "0"])] == ["0", "1", "0", "1"]
+    assert placement.card(["0", "1", "1"]) == "0" and placement.card(["1", "0", "0"]) == "1"
+    assert placement.env({"A": "b"}, "1") == {"A": "b", "CUDA_VISIBLE_DEVICES": "1"}
+    assert Placement(workers=1, gpus=[], threads=None).card(["0"]) is None
+
+
+def test_without_gpus_the_first_line_says_runs_share_gpu_0(tmp_path, monkeypatch, capsys):
+    env_sweep(tmp_path, 1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # what the runner sees: 2 GPUs
+    assert sweep.main(["env.yaml", "--dir", "sweep"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "sweep env.yaml: each run a fresh process, 1 at a time; 2 GPUs seen, runs share GPU 0 (use --gpus)"
+    (run,) = sweep_state(tmp_path / "sweep")["runs"]
+    assert run["gpu"] is None
+    assert read_json(tmp_path / "sweep" / "runs" / "run-000" / "env.json")["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def proposals(sweep_file: Path, seed: int | None, n: int, tmp_path: Path) -> list[dict]:
+    """The first `n` parameter sets a runner with --seed `seed` proposes (none of them run)."""
+    config = sweep.load_sweep_file(sweep_file)
+    runner = sweep.SweepRunner(tmp_path, sweep_file, config, [], Placement(1, [], None), seed=seed)
+    sets = []
+    for _ in range(n):
+        run = runner.next_run()
+        run.state = "running"  # as once started: the engine proposes the next one
+        sets.append(run.params)
+    return sets
+
+
+@pytest.mark.parametrize("name", ["pai_bayes.yaml", "random"])
+def test_the_same_seed_proposes_the_same_parameter_sets(name, tmp_path):
+    sweep_file = SWEEPS / name
+    if name == "random":
+        sweep_file = tmp_path / "random.yaml"
+        sweep_file.write_text(yaml.safe_dump({**load("pai_bayes.yaml"), "method": "random"}))
+    first = proposals(sweep_file, 7, 3, tmp_path)
+    assert proposals(sweep_file, 7, 3, tmp_path) == first
+    assert proposals(sweep_file, 8, 3, tmp_path) != first
+    assert len({json.dumps(params, sort_keys=True) for params in first}) == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,6 +588,28 @@ def test_bad_sweep_file_is_refused_in_one_line(case, tmp_path, capsys, monkeypat
     (tmp_path / "bad.yaml").write_text(text)
     monkeypatch.chdir(REPO)
     assert sweep.main([str(tmp_path / "bad.yaml"), "--dir", str(tmp_path / "sweep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and key in err, err
+    assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "sweep").exists()
+
+
+BAD_ARGUMENTS = {
+    "gpus not numbers": (["--gpus", "x"], "--gpus"),
+    "runs per gpu 0": (["--gpus", "0", "--runs-per-gpu", "0"], "--runs-per-gpu"),
+    "runs per gpu without gpus": (["--runs-per-gpu", "2"], "--runs-per-gpu"),
+    "gpu not seen": (["--gpus", "3"], "no GPU 3"),  # with CUDA_VISIBLE_DEVICES=0,1: 2 GPUs seen
+    "gpu twice": (["--gpus", "0,0"], "--gpus"),
+    "workers 0": (["--workers", "0"], "--workers"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_bad_arguments_are_refused_in_one_line(case, tmp_path, capsys, monkeypatch):
+    args, key = BAD_ARGUMENTS[case]
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert sweep.main(["sweeps/smoke.yaml", "--dir", str(tmp_path / "sweep"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and key in err, err
     assert "\n" not in err and "Traceback" not in err
