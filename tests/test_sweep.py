@@ -102,7 +102,7 @@ def test_param_matched_sweep_is_a_grid_of_27_plain_adapters_matching_1_2_3_dendr
         "/usr/bin/env", "python", "launch.py", "+experiment=baseline", "model.adapter=mlp", "train.max_epochs=40",
         "model.adapter.match_params=296064", "seed=0", "train.lr=3e-05"]
     monkeypatch.chdir(REPO)  # where `wandb agent` and nexus-sweep run it
-    sweep.check_sweep(config, [], tmp_path)
+    check_sweep(config, [], tmp_path)
 
 
 def test_finetune_sweep_is_a_grid_of_36_fine_tuning_runs_whose_dendrites_can_arrive_in_4_epochs(monkeypatch):
