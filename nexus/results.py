@@ -44,8 +44,8 @@ def training_lines(history: list[dict], events: list[dict]) -> list[str]:
     added = [str(e["epoch"]) for e in events if e["kind"] == "dendrites_added"]
     reloaded = [str(e["epoch"]) for e in events if e["kind"] == "reloaded_best"]
     return [
-        f"- Loss reduction: {100 * (first - last) / first:.1f}% ({first:.4f} -> {last:.4f}, "
-        f"epoch {history[0]['epoch']} -> {history[-1]['epoch']})",
+        (f"- Loss reduction: {100 * (first - last) / first:.1f}% ({first:.4f} -> {last:.4f}, "
+         f"epoch {history[0]['epoch']} -> {history[-1]['epoch']})"),
         f"- Dendrites added after epochs: {', '.join(added) or 'none'}",
         f"- Best model reloaded by PAI after epochs: {', '.join(reloaded) or 'none'}",
         f"- Restructures: {len(added) + len(reloaded)}",

@@ -96,8 +96,7 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     test_best(best_net, splits, inputs, run_dir, summary)
     plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
     summary.update(result_summary(result, events))
-    summary["pai/architectures"] = architecture_summary(result, history, splits, inputs, trainable_backbone is None,
-                                                        summary["test/spearman"])
+    summary["pai/architectures"] = architecture_summary(result, history, splits, inputs, summary, trainable_backbone)
     write_results(run_dir, history, events, summary)
     card = card_metadata({**summary, "config": config}, run_dir, log.wandb_id)
     save_model(run_dir / "model", backbone, best_net, cfg, card, Path(cfg.paths.cache_dir) / "blobs")
@@ -131,16 +130,16 @@ def test_best(net, splits: dict[str, Pairs], inputs: dict[str, TrainingPairs], r
 
 
 def architecture_summary(result: FitResult, history: list[dict], splits: dict[str, Pairs],
-                         inputs: dict[str, TrainingPairs], frozen: bool, best_test: float) -> list[dict]:
+                         inputs: dict[str, TrainingPairs], summary: dict, trainable_backbone) -> list[dict]:
     """What PAI's tracker reports per architecture (dendrite count): epochs trained, its best dev
-    Spearman and epoch, and the test Spearman of that best model (`best_test` for the overall best).
-    The test needs the backbone of that epoch: with a frozen backbone it is the one backbone; when it
-    trains, only the overall best's is kept, so the others' test is None (null)."""
+    Spearman and epoch, and the test Spearman of that best model (the summary's for the overall best).
+    The test needs the backbone of that epoch: a frozen one is the same for all; one that trains is
+    kept only for the overall best, so the others' test is None (null)."""
     rows = []
     for dendrites, best in sorted(result.architectures.items()):
         if best.epoch == result.best.epoch:
-            test = best_test
-        elif frozen:
+            test = summary["test/spearman"]
+        elif trainable_backbone is None:
             test = correlations(cosine_predictions(best.net, inputs["test"]), splits["test"].scores)[0]
         else:
             test = None

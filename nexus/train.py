@@ -113,6 +113,21 @@ def hold_for_tests(epoch: int) -> None:
         time.sleep(0.01)
 
 
+def keep_bests(net, epoch: int, record: dict, best: Best, architectures: dict[int, Best],
+               backbone: nn.Module | None) -> Best:
+    """Record the epoch's network if it is its architecture's best so far (in `architectures`, by
+    dendrite count); returns the overall best, which is always its architecture's best too, so one
+    copy serves both. Copied before PAI's decision: the decision may restructure this very object."""
+    arch = architectures.get(record["pai/dendrites"])
+    if arch is not None and record["val/spearman"] <= arch.record["val/spearman"]:
+        return best
+    snapshot = copy.deepcopy(net)
+    architectures[record["pai/dendrites"]] = Best(snapshot, epoch, record)
+    if record["val/spearman"] <= best.record["val/spearman"]:
+        return best
+    return Best(snapshot, epoch, record, None if backbone is None else copy.deepcopy(backbone.state_dict()))
+
+
 def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg, seed: int,
         on_epoch: Callable[[dict, list[str], nn.Module], None],
         save_state: Callable[[dict], None] = lambda state: None,
@@ -155,15 +170,7 @@ def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg
         spearman, pearson = correlations(cosine_predictions(net, val), val.scores.cpu().numpy())
         record = {"epoch": epoch, "train/loss": loss, "train/spearman": train_spearman, "train/lr": lr,
                   "val/spearman": spearman, "val/pearson": pearson, **growth.metrics(net)}
-        arch = architectures.get(record["pai/dendrites"])
-        if arch is None or spearman > arch.record["val/spearman"]:
-            # Copy before PAI's decision: the decision may restructure this very object.
-            # The overall best is always its architecture's best too: one copy serves both.
-            snapshot = copy.deepcopy(net)
-            architectures[record["pai/dendrites"]] = Best(snapshot, epoch, record)
-            if spearman > best.record["val/spearman"]:
-                backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())
-                best = Best(snapshot, epoch, record, backbone_state)
+        best = keep_bests(net, epoch, record, best, architectures, backbone)
         decision = growth.after_epoch(spearman, net, optimizer, last=epoch == int(train_cfg.max_epochs) - 1)
         record["time/epoch_s"] = time.perf_counter() - started
         net, optimizer = decision.net, decision.optimizer

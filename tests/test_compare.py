@@ -668,8 +668,9 @@ def add_results_md(folder: Path, architectures: list[dict] | None = None) -> Non
     if architectures is not None:
         summary["pai/architectures"] = architectures
         (folder / "summary.json").write_text(json.dumps(summary))
-    read = lambda name: [json.loads(line) for line in (folder / name).read_text().splitlines()]  # noqa: E731
-    write_results(folder, read("metrics.jsonl"), read("events.jsonl"), summary)
+    metrics, events = ([json.loads(line) for line in (folder / name).read_text().splitlines()]
+                       for name in ("metrics.jsonl", "events.jsonl"))
+    write_results(folder, metrics, events, summary)
 
 
 def test_params_plot_and_forest_plot_are_written_and_referenced(tmp_path, capsys):

@@ -53,12 +53,17 @@ def test_results_md_has_the_reports_table_with_statuses_from_the_events(nexus_pa
     assert [int(r[0]) for r in rows] == [r["epoch"] for r in history]
     added = [e["epoch"] for e in events if e["kind"] == "dendrites_added"]
     reloaded = {e["epoch"] for e in events if e["kind"] == "reloaded_best"}
-    for (epoch, loss, val, status), record in zip(rows, history):
+    for (_, loss, val, status), record in zip(rows, history):
         assert (loss, val) == (f"{record['train/loss']:.4f}", f"{record['val/spearman']:.4f}")
-        expected = ((["Baseline"] if record["epoch"] == 0 else [])
-                    + [f"Dendritic Activation #{added.index(record['epoch']) + 1}"] * (record["epoch"] in added)
-                    + ["Dendrites reloaded"] * (record["epoch"] in reloaded)
-                    + ["Final Best"] * (record["epoch"] == summary["best/epoch"]))
+        epoch, expected = record["epoch"], []
+        if epoch == 0:
+            expected.append("Baseline")
+        if epoch in added:
+            expected.append(f"Dendritic Activation #{added.index(epoch) + 1}")
+        if epoch in reloaded:
+            expected.append("Dendrites reloaded")
+        if epoch == summary["best/epoch"]:
+            expected.append("Final Best")
         assert status == (", ".join(expected) or "Training")
     assert f"| test Spearman of the best-dev model | {summary['test/spearman']:.4f} |" in text
     assert f"| zero-shot test Spearman | {summary['zero_shot/test_spearman']:.4f} |" in text

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 from nexus.compare.comparison import Comparison, compare_to_baseline, comparison_columns, summarize_group
 from nexus.compare.grouping import Group, assign_baselines, config_value_text, differing_keys, group_runs
-from nexus.compare.plots import plot_curves, plot_forest, plot_lr_by_mode, plot_params_vs_test, plot_test_spearman
+from nexus.compare.plots import (plot_curves, plot_forest, plot_lr_by_mode, plot_params_vs_test,
+                                 plot_test_spearman)
 from nexus.compare.run_results import annotate_runs
 from nexus.compare.runs import COMPLETED, RunResult, require_predictions
 from nexus.compare.stats import ALPHA, MIN_SEEDS_FOR_CI, PAIRED_BOOTSTRAP_RESAMPLES, VERDICT_TOO_FEW
@@ -223,8 +224,8 @@ def write_plots(groups: Sequence[Group], comparisons: Sequence[Comparison], rows
     if plot_lr_by_mode(groups, out / "lr_by_mode.png"):
         images.append(("lr_by_mode.png", "Best dev Spearman by learning rate and PAI mode"))
     plot_params_vs_test(groups, rows, out / "params_vs_test.png")
-    images.append(("params_vs_test.png", "Test Spearman against trained parameters (95% CI over seeds; "
-                                         "dotted: each dendrite count's best model)"))
+    images.append(("params_vs_test.png", ("Test Spearman against trained parameters (95% CI over seeds; "
+                                          "dotted: each dendrite count's best model)")))
     if plot_forest(comparisons, out / "forest.png"):
         images.append(("forest.png", "Δ test Spearman against the baseline, 95% paired-bootstrap CI"))
     return images
