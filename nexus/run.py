@@ -24,6 +24,7 @@ from nexus.growth import Growth, make_growth
 from nexus.inputs import TrainingPairs, make_inputs
 from nexus.model import card_metadata, save_model
 from nexus.outputs import plot_training, write_predictions
+from nexus.results import write_results
 from nexus.tracking import RunLog
 from nexus.train import FitResult, StopRequested, fit, set_denormal_flushing
 
@@ -88,13 +89,15 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     result = fit(net, growth, inputs["train"], inputs["val"], cfg.train, int(cfg.seed),
                  epoch_reporter(growth, log, history, events), save_state, resumed, stop.is_set, trainable_backbone)
 
-    # 6. The best-dev model: test once, save predictions, plot, and the model with its card
+    # 6. The best-dev model: test once, save predictions, plot, results.md, and the model with its card
     best_net = growth.finish(result.best.net)
     if trainable_backbone is not None:
         backbone.load_state_dict(result.best.backbone_state)
     test_best(best_net, splits, inputs, run_dir, summary)
     plot_training(run_dir / "training_results.png", history, events, summary["zero_shot/val_spearman"])
     summary.update(result_summary(result, events))
+    summary["pai/architectures"] = architecture_summary(result, history, splits, inputs, summary, trainable_backbone)
+    write_results(run_dir, history, events, summary)
     card = card_metadata({**summary, "config": config}, run_dir, log.wandb_id)
     save_model(run_dir / "model", backbone, best_net, cfg, card, Path(cfg.paths.cache_dir) / "blobs")
 
@@ -124,6 +127,27 @@ def test_best(net, splits: dict[str, Pairs], inputs: dict[str, TrainingPairs], r
         write_predictions(run_dir / "predictions" / f"{split}.csv", splits[split], predictions)
         if split == "test":
             summary["test/spearman"], summary["test/pearson"] = correlations(predictions, splits[split].scores)
+
+
+def architecture_summary(result: FitResult, history: list[dict], splits: dict[str, Pairs],
+                         inputs: dict[str, TrainingPairs], summary: dict, trainable_backbone) -> list[dict]:
+    """What PAI's tracker reports per architecture (dendrite count): epochs trained, its best dev
+    Spearman and epoch, and the test Spearman of that best model (the summary's for the overall best).
+    The test needs the backbone of that epoch: a frozen one is the same for all; one that trains is
+    kept only for the overall best, so the others' test is None (null)."""
+    rows = []
+    for dendrites, best in sorted(result.architectures.items()):
+        if best.epoch == result.best.epoch:
+            test = summary["test/spearman"]
+        elif trainable_backbone is None:
+            test = correlations(cosine_predictions(best.net, inputs["test"]), splits["test"].scores)[0]
+        else:
+            test = None
+        rows.append({"dendrites": dendrites, "params": best.record["pai/params"],
+                     "epochs": sum(r["pai/dendrites"] == dendrites for r in history),
+                     "best_val_spearman": best.record["val/spearman"], "best_epoch": best.epoch,
+                     "test_spearman": test})
+    return rows
 
 
 def result_summary(result: FitResult, events: list[dict]) -> dict:

@@ -17,6 +17,7 @@ ERROR_LOG = "error.log"
 PREDICTIONS_DIR = "predictions"
 MODEL_DIR = "model"
 PLOT_FILE = "training_results.png"
+RESULTS_FILE = "results.md"
 
 
 def write_json_atomic(path: Path, data) -> None:

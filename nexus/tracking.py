@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 
 from nexus.config import configuration_id, flatten
 from nexus.errors import one_line
-from nexus.run_folder import (EVENTS_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_DIR, SUMMARY_FILE, append_jsonl,
-                              write_json_atomic, write_jsonl)
+from nexus.run_folder import (EVENTS_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_DIR, RESULTS_FILE, SUMMARY_FILE,
+                              append_jsonl, write_json_atomic, write_jsonl)
 
 
 def describe(cfg) -> dict:
@@ -158,10 +158,12 @@ class WandbRun:
         images = {name: wandb.Image(str(self.run_dir / file))
                   for name, file in (("training_results", PLOT_FILE), ("pai/graph", "pai/pai.png"))
                   if (self.run_dir / file).is_file()}
-        self.run.log({"pai/events": table, **images})
+        self.run.log({"pai/events": table, **images, **self.end_panels(summary)})
         if (self.run_dir / PREDICTIONS_DIR).is_dir():  # what nexus-compare --wandb reads back
             self.run.save(str(self.run_dir / PREDICTIONS_DIR / "*.csv"), base_path=str(self.run_dir), policy="now")
-        self.run.summary.update({k: v for k, v in summary.items() if k != "config"})
+        if (self.run_dir / RESULTS_FILE).is_file():
+            self.run.save(str(self.run_dir / RESULTS_FILE), base_path=str(self.run_dir), policy="now")
+        self.run.summary.update({k: v for k, v in summary.items() if k not in ("config", "pai/architectures")})
         if self.log_model and (self.run_dir / "model").is_dir():
             from nexus.model import card_metadata
 
@@ -175,6 +177,22 @@ class WandbRun:
             artifact.add_dir(str(self.run_dir / "model"), policy="immutable", skip_cache=True)
             self.run.log_artifact(artifact)
         self.run.finish(exit_code=0 if summary["status"] == "completed" else 1)
+
+
+    def end_panels(self, summary: dict) -> dict:
+        """results.md as an HTML panel (a run can log HTML media, which W&B renders in the run's
+        workspace; Markdown panels belong to reports) and the per-architecture table."""
+        panels = {}
+        if (self.run_dir / RESULTS_FILE).is_file():
+            from nexus.results import results_html
+
+            panels["results"] = self.wandb.Html(results_html((self.run_dir / RESULTS_FILE).read_text()))
+        architectures = summary.get("pai/architectures") or []
+        if architectures:
+            columns = list(architectures[0])
+            panels["pai/architectures"] = self.wandb.Table(columns=columns,
+                                                           data=[[a[c] for c in columns] for a in architectures])
+        return panels
 
 
 class RunLog:

@@ -44,16 +44,21 @@ class Best:
 class FitResult:
     best: Best
     epochs_run: int
+    # The best-dev model of each architecture (key: dendrite count), as PAI's tracker reports them.
+    architectures: dict[int, Best]
 
 
 def train_one_epoch(net, optimizer, train: TrainingPairs, batch_size: int, generator: torch.Generator,
-                    stop_requested: Callable[[], bool] = lambda: False) -> float:
+                    stop_requested: Callable[[], bool] = lambda: False) -> tuple[float, float]:
     """Cosine-similarity MSE (sentence-transformers' CosineSimilarityLoss) over shuffled batches.
+    Returns the mean loss and the Spearman of the batches' own predictions as they trained (a
+    running training score, as PAI's guide logs one, for free: no extra pass over the data).
 
     `train` is cached embeddings (frozen backbone) or `BackbonePairs` (the backbone trains too)."""
     net.train()
     order = torch.randperm(len(train), generator=generator).to(train.scores.device)
     total = torch.zeros((), device=train.scores.device)
+    similarities = []
     for start in range(0, len(train), batch_size):
         if stop_requested():
             raise StopRequested
@@ -67,8 +72,10 @@ def train_one_epoch(net, optimizer, train: TrainingPairs, batch_size: int, gener
         loss.backward()
         optimizer.step()
         total += loss.detach() * len(batch)
+        similarities.append(similarity.detach().float())
     net.eval()
-    return total.item() / len(train)
+    spearman = correlations(torch.cat(similarities).cpu().numpy(), train.scores[order].cpu().numpy())[0]
+    return total.item() / len(train), spearman
 
 
 def global_rng() -> dict:
@@ -106,6 +113,21 @@ def hold_for_tests(epoch: int) -> None:
         time.sleep(0.01)
 
 
+def keep_bests(net, epoch: int, record: dict, best: Best, architectures: dict[int, Best],
+               backbone: nn.Module | None) -> Best:
+    """Record the epoch's network if it is its architecture's best so far (in `architectures`, by
+    dendrite count); returns the overall best, which is always its architecture's best too, so one
+    copy serves both. Copied before PAI's decision: the decision may restructure this very object."""
+    arch = architectures.get(record["pai/dendrites"])
+    if arch is not None and record["val/spearman"] <= arch.record["val/spearman"]:
+        return best
+    snapshot = copy.deepcopy(net)
+    architectures[record["pai/dendrites"]] = Best(snapshot, epoch, record)
+    if record["val/spearman"] <= best.record["val/spearman"]:
+        return best
+    return Best(snapshot, epoch, record, None if backbone is None else copy.deepcopy(backbone.state_dict()))
+
+
 def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg, seed: int,
         on_epoch: Callable[[dict, list[str], nn.Module], None],
         save_state: Callable[[dict], None] = lambda state: None,
@@ -122,9 +144,11 @@ def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg
     """
     generator = torch.Generator().manual_seed(seed)
     best = Best(copy.deepcopy(net), -1, {"val/spearman": -math.inf})
+    architectures: dict[int, Best] = {}
     first_epoch = 0
     if resume_state is not None:
         net, best, first_epoch = resume_state["net"], resume_state["best"], resume_state["epoch"] + 1
+        architectures = resume_state.get("architectures", {})
         generator.set_state(resume_state["generator"])
         if backbone is not None:
             backbone.load_state_dict(resume_state["backbone"])
@@ -133,21 +157,20 @@ def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
         if resume_state["complete"]:
-            return FitResult(best, first_epoch)
+            return FitResult(best, first_epoch, architectures)
 
     epoch = first_epoch - 1
     for epoch in range(first_epoch, int(train_cfg.max_epochs)):
         started = time.perf_counter()
-        loss = train_one_epoch(net, optimizer, train, int(train_cfg.batch_size), generator, stop_requested)
+        lr = optimizer.param_groups[0]["lr"]  # the adapter's, as PAI's optimizer setup left it
+        loss, train_spearman = train_one_epoch(net, optimizer, train, int(train_cfg.batch_size), generator,
+                                               stop_requested)
         if not math.isfinite(loss):
             raise TrainingDiverged(f"train/loss is {loss} at epoch {epoch}")
         spearman, pearson = correlations(cosine_predictions(net, val), val.scores.cpu().numpy())
-        record = {"epoch": epoch, "train/loss": loss, "val/spearman": spearman, "val/pearson": pearson,
-                  **growth.metrics(net)}
-        if spearman > best.record["val/spearman"]:
-            # Copy before PAI's decision: the decision may restructure this very object.
-            backbone_state = None if backbone is None else copy.deepcopy(backbone.state_dict())
-            best = Best(copy.deepcopy(net), epoch, record, backbone_state)
+        record = {"epoch": epoch, "train/loss": loss, "train/spearman": train_spearman, "train/lr": lr,
+                  "val/spearman": spearman, "val/pearson": pearson, **growth.metrics(net)}
+        best = keep_bests(net, epoch, record, best, architectures, backbone)
         decision = growth.after_epoch(spearman, net, optimizer, last=epoch == int(train_cfg.max_epochs) - 1)
         record["time/epoch_s"] = time.perf_counter() - started
         net, optimizer = decision.net, decision.optimizer
@@ -156,9 +179,9 @@ def fit(net, growth: Growth, train: TrainingPairs, val: TrainingPairs, train_cfg
         # One object for everything PAI links together (its tracker points into the network).
         save_state({"epoch": epoch, "net": net, "optimizer": optimizer.state_dict(), "best": best,
                     "generator": generator.get_state(), "global_rng": global_rng(), "complete": decision.complete,
-                    "growth": growth.checkpoint_state(),
+                    "growth": growth.checkpoint_state(), "architectures": architectures,
                     "backbone": None if backbone is None else backbone.state_dict()})
         hold_for_tests(epoch)
         if decision.complete:
             break
-    return FitResult(best, epoch + 1)
+    return FitResult(best, epoch + 1, architectures)

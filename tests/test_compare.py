@@ -488,7 +488,8 @@ def test_main_writes_report_table_and_plots(tmp_path, capsys):
     assert code == 0, stderr
     assert "better" in stdout
 
-    for name in ("report.md", "report.html", "table.csv", "curves.png", "test_spearman.png", "lr_by_mode.png"):
+    for name in ("report.md", "report.html", "table.csv", "curves.png", "test_spearman.png", "lr_by_mode.png",
+                 "params_vs_test.png", "forest.png"):
         assert (out / name).is_file(), name
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -521,7 +522,7 @@ def test_main_writes_report_table_and_plots(tmp_path, capsys):
     assert "![Dev Spearman and train loss per epoch](curves.png)" in report
 
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 5
     assert 'src="curves.png"' not in page  # self-contained: no links to files
 
 
@@ -678,3 +679,70 @@ def test_param_matched_compares_dendrites_with_a_plain_adapter_of_their_size(tmp
     verdicts = [line for line in out.splitlines() if " vs " in line]
     assert len(verdicts) == 3  # two against the Dense baseline, one against the MLP
     assert sum(VERDICT_BETTER in line for line in verdicts) == 2  # the dendrites beat the plain Dense layer
+# --------------------------------------------------------------------------------------------------
+# Parameters against test Spearman, the forest plot, and each run's results.md
+# --------------------------------------------------------------------------------------------------
+
+
+def add_results_md(folder: Path, architectures: list[dict] | None = None) -> None:
+    """results.md as a run writes it (nexus.results), from the synthetic run's own files."""
+    from nexus.results import write_results
+
+    summary = json.loads((folder / "summary.json").read_text())
+    if architectures is not None:
+        summary["pai/architectures"] = architectures
+        (folder / "summary.json").write_text(json.dumps(summary))
+    metrics, events = ([json.loads(line) for line in (folder / name).read_text().splitlines()]
+                       for name in ("metrics.jsonl", "events.jsonl"))
+    write_results(folder, metrics, events, summary)
+
+
+def test_params_plot_and_forest_plot_are_written_and_referenced(tmp_path, capsys):
+    runs = write_pair_sweep(tmp_path / "runs", 0.3, 0.05)
+    for folder in sorted((runs / "multirun").iterdir())[1::2]:  # the dendritic runs: tested architectures
+        add_results_md(folder, [{"dendrites": d, "params": 147840 * (1 + d), "epochs": 2, "best_val_spearman": 0.8,
+                                 "best_epoch": 2 * d, "test_spearman": 0.80 + 0.01 / (1 + d)} for d in range(3)])
+    out = tmp_path / "out"
+    code, _, stderr = run_main(capsys, runs, "--out", out)
+    assert code == 0, stderr
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "](params_vs_test.png)" in report and "](forest.png)" in report
+    for name in ("params_vs_test.png", "forest.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "report.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 4
+
+
+def test_baselines_alone_have_a_params_plot_but_no_forest_plot(tmp_path, capsys):
+    gold = make_gold()
+    for seed in (1, 2, 3):
+        write_run(tmp_path / "runs" / str(seed), gold, noisy(gold, 0.3, seed), seed=seed)
+    code, _, stderr = run_main(capsys, tmp_path / "runs", "--out", tmp_path / "out")
+    assert code == 0, stderr
+    assert (tmp_path / "out" / "params_vs_test.png").is_file()
+    assert not (tmp_path / "out" / "forest.png").exists()
+    assert "forest.png" not in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+
+
+def test_each_paired_runs_results_md_gets_its_difference_and_interval(tmp_path, capsys):
+    runs = write_pair_sweep(tmp_path / "runs", 0.3, 0.05)
+    folders = sorted((runs / "multirun").iterdir())
+    for folder in folders:
+        add_results_md(folder)
+    dendritic = folders[1::2]
+    assert "Not compared yet" in (dendritic[0] / "results.md").read_text()
+    [comparison] = comparisons_for(runs)
+    for _ in range(2):  # a second comparison replaces the section, it does not add one
+        code, _, stderr = run_main(capsys, runs, "--out", tmp_path / "out")
+        assert code == 0, stderr
+    for folder in dendritic:
+        text = (folder / "results.md").read_text()
+        seed = json.loads((folder / "summary.json").read_text())["seed"]
+        own = next(w for w in comparison.williams if w.seed == seed)
+        assert "Not compared yet" not in text and text.count("## Against the baseline") == 1
+        assert f"| Δ test Spearman (mean over paired seeds) | {comparison.delta:+.4f} |" in text
+        assert f"[{comparison.delta_ci[0]:+.4f}, {comparison.delta_ci[1]:+.4f}]" in text
+        assert f"{own.r_new:.4f} vs {own.r_base:.4f}" in text and "| verdict | better |" in text
+    for folder in folders[0::2]:  # baselines: no section at all
+        assert "Against the baseline" not in (folder / "results.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert all(f"[{folder / 'results.md'}]" in report for folder in dendritic)

@@ -10,8 +10,8 @@ import pytest
 from conftest import REPO, launch, read_json, read_jsonl
 from nexus.growth import MODES
 
-EPOCH_KEYS = {"epoch", "train/loss", "val/spearman", "val/pearson", "pai/mode", "pai/dendrites", "pai/params",
-              "time/epoch_s"}
+EPOCH_KEYS = {"epoch", "train/loss", "train/spearman", "train/lr", "val/spearman", "val/pearson", "pai/mode",
+              "pai/dendrites", "pai/params", "time/epoch_s"}
 SUMMARY_KEYS = {"status", "best/val_spearman", "best/epoch", "test/spearman", "test/pearson",
                 "zero_shot/val_spearman", "zero_shot/test_spearman", "pai/dendrites", "pai/params",
                 "pai/restructures", "time/total_s"}

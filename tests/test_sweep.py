@@ -59,7 +59,8 @@ def warm_cache(tmp_path_factory):
 # The sweep files and the agent's command
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml", "param_matched.yaml", "finetune.yaml"])
+@pytest.mark.parametrize("name", ["pai.yaml", "pai_bayes.yaml", "smoke.yaml", "param_matched.yaml", "finetune.yaml",
+                                  "pai_recommended.yaml"])
 def test_shipped_sweep_files_pass_the_sweeps_schema(name):
     sweeps = sweep.import_sweeps()
     config = load(name)

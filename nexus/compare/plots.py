@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nexus.compare.comparison import Comparison
 from nexus.compare.grouping import Group, canonical_json
 from nexus.compare.stats import MIN_SEEDS_FOR_CI, mean_std
 
@@ -125,5 +126,63 @@ def plot_lr_by_mode(groups: Sequence[Group], path: Path) -> bool:
     axis.set_ylabel("best dev Spearman (mean ± std over seeds)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
+    figure.savefig(path, dpi=90)
+    return True
+
+
+def _architecture_curve(group: Group) -> tuple[list[float], list[float]]:
+    """(params, mean test Spearman) of each dendrite count whose best model was tested, over seeds."""
+    by_dendrites: dict[int, tuple[list[float], list[float]]] = {}
+    for run in group.runs:
+        for arch in run.summary.get("pai/architectures") or []:
+            if isinstance(arch.get("test_spearman"), (int, float)):
+                params, tests = by_dendrites.setdefault(int(arch["dendrites"]), ([], []))
+                params.append(float(arch["params"]))
+                tests.append(float(arch["test_spearman"]))
+    points = [(float(np.mean(p)), float(np.mean(t))) for _, (p, t) in sorted(by_dendrites.items())]
+    return [p for p, _ in points], [t for _, t in points]
+
+
+def plot_params_vs_test(groups: Sequence[Group], rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Test Spearman against trained adapter parameters: each configuration (mean, 95% CI over seeds;
+    a bare point where n/a), and a dotted line through each architecture's best model (the runs'
+    pai/architectures), which shows what every further dendrite bought."""
+    figure = _new_figure(8, 5)
+    axis = figure.subplots()
+    for index, (group, row) in enumerate(zip(groups, rows)):
+        color = f"C{index % 10}"
+        x, y = row["params_mean"], row["test_spearman_mean"]
+        low, high = row["test_spearman_ci_low"], row["test_spearman_ci_high"]
+        label = f"{row['configuration']} ({row['dendrites_mean']:.1f} dendrites)"
+        if math.isnan(low):
+            axis.plot([x], [y], "x", color=color, label=label)
+        else:
+            axis.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o", capsize=5, color=color, label=label)
+        arch_params, arch_tests = _architecture_curve(group)
+        if len(arch_params) > 1:
+            axis.plot(arch_params, arch_tests, ":", marker=".", color=color, alpha=0.7)
+    axis.set_xlabel("trained adapter parameters (pai/params; dotted: best model of each dendrite count)")
+    axis.set_ylabel("test Spearman")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.savefig(path, dpi=90)
+
+
+def plot_forest(comparisons: Sequence[Comparison], path: Path) -> bool:
+    """Forest plot: each configuration's paired difference in test Spearman against its baseline with
+    its 95% paired-bootstrap interval, and the zero line. False (nothing written) without a pair."""
+    shown = [c for c in comparisons if c.seeds]
+    if not shown:
+        return False
+    figure = _new_figure(8, 1.2 + 0.5 * len(shown))
+    axis = figure.subplots()
+    positions = np.arange(len(shown))[::-1]
+    deltas = np.array([c.delta for c in shown])
+    low, high = np.array([c.delta_ci[0] for c in shown]), np.array([c.delta_ci[1] for c in shown])
+    axis.errorbar(deltas, positions, xerr=[deltas - low, high - deltas], fmt="s", capsize=4, color="C0")
+    axis.axvline(0.0, color="grey", linestyle="--")
+    axis.set_yticks(positions, [f"{c.group.name} ({len(c.seeds)} seeds)" for c in shown], fontsize=8)
+    axis.set_xlabel("Δ test Spearman vs baseline (95% CI, paired bootstrap)")
+    axis.grid(axis="x", alpha=0.3)
     figure.savefig(path, dpi=90)
     return True

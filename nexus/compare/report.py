@@ -13,7 +13,9 @@ from typing import Any, Sequence
 from nexus.compare.comparison import Comparison, compare_to_baseline, comparison_columns, summarize_group
 from nexus.compare.grouping import (Group, assign_baselines, assign_param_matched, config_value_text, differing_keys,
                                     group_runs, trained_params)
-from nexus.compare.plots import plot_curves, plot_lr_by_mode, plot_test_spearman
+from nexus.compare.plots import (plot_curves, plot_forest, plot_lr_by_mode, plot_params_vs_test,
+                                 plot_test_spearman)
+from nexus.compare.run_results import annotate_runs
 from nexus.compare.runs import COMPLETED, RunResult, require_predictions
 from nexus.compare.stats import ALPHA, MIN_SEEDS_FOR_CI, PAIRED_BOOTSTRAP_RESAMPLES, VERDICT_TOO_FEW
 from nexus.errors import UserError
@@ -148,6 +150,7 @@ class ReportContent:
     differences: tuple[list[str], list[list[str]]] | None
     failed: tuple[list[str], list[list[str]]] | None
     images: list[tuple[str, str]]  # (file name, caption)
+    run_results: list[Path]  # the runs' results.md given their "Against the baseline" section
     # --param-matched: each dendritic group against the plain adapter of its size, or None (no match)
     matched: list[tuple[Group, Comparison | None]] | None = None
 
@@ -166,6 +169,9 @@ def render_markdown(content: ReportContent) -> str:
     if content.failed:
         parts += ["## Runs that did not complete", "", markdown_table(*content.failed), ""]
     parts += ["## Plots", ""] + [f"![{caption}]({name})\n" for name, caption in content.images]
+    if content.run_results:
+        parts += ["## Each run's results.md (its section against the baseline updated)", ""]
+        parts += [f"- [{path}]({path.as_uri()})" for path in content.run_results] + [""]
     parts += ["## Method", ""] + [f"- {line}" for line in METHODS_TEXT] + [""]
     return "\n".join(parts)
 
@@ -209,6 +215,10 @@ def render_html(content: ReportContent, out: Path) -> str:
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
+    if content.run_results:
+        parts += ["<h2>Each run's results.md (its section against the baseline updated)</h2><ul>"]
+        parts += [f'<li><a href="{html.escape(path.as_uri())}">{html.escape(str(path))}</a></li>'
+                  for path in content.run_results] + ["</ul>"]
     parts += ["<h2>Method</h2><ul>"] + [f"<li>{html.escape(line)}</li>" for line in METHODS_TEXT] + ["</ul>"]
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -234,6 +244,11 @@ def write_plots(groups: Sequence[Group], comparisons: Sequence[Comparison], rows
     images.append(("test_spearman.png", "Test Spearman per configuration (95% CI over seeds)"))
     if plot_lr_by_mode(groups, out / "lr_by_mode.png"):
         images.append(("lr_by_mode.png", "Best dev Spearman by learning rate and PAI mode"))
+    plot_params_vs_test(groups, rows, out / "params_vs_test.png")
+    images.append(("params_vs_test.png", ("Test Spearman against trained parameters (95% CI over seeds; "
+                                          "dotted: each dendrite count's best model)")))
+    if plot_forest(comparisons, out / "forest.png"):
+        images.append(("forest.png", "Δ test Spearman against the baseline, 95% paired-bootstrap CI"))
     return images
 
 
@@ -261,6 +276,7 @@ def build_report(runs: Sequence[RunResult], out: Path, baseline_name: str | None
         differences=config_difference_table(groups) if len(groups) > 1 else None,
         failed=failed_table(failed) if failed else None,
         images=write_plots(groups, comparisons, rows, out),
+        run_results=annotate_runs(comparisons),
         matched=matched,
     )
     (out / "report.md").write_text(render_markdown(content), encoding="utf-8")
