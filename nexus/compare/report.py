@@ -171,7 +171,7 @@ def render_markdown(content: ReportContent) -> str:
     parts += ["## Plots", ""] + [f"![{caption}]({name})\n" for name, caption in content.images]
     if content.run_results:
         parts += ["## Each run's results.md (its section against the baseline updated)", ""]
-        parts += [f"- [{path}]({path.as_uri()})" for path in content.run_results] + [""]
+        parts += [f"- [{path}]({path.resolve().as_uri()})" for path in content.run_results] + [""]
     parts += ["## Method", ""] + [f"- {line}" for line in METHODS_TEXT] + [""]
     return "\n".join(parts)
 
@@ -217,7 +217,7 @@ def render_html(content: ReportContent, out: Path) -> str:
         )
     if content.run_results:
         parts += ["<h2>Each run's results.md (its section against the baseline updated)</h2><ul>"]
-        parts += [f'<li><a href="{html.escape(path.as_uri())}">{html.escape(str(path))}</a></li>'
+        parts += [f'<li><a href="{html.escape(path.resolve().as_uri())}">{html.escape(str(path))}</a></li>'
                   for path in content.run_results] + ["</ul>"]
     parts += ["<h2>Method</h2><ul>"] + [f"<li>{html.escape(line)}</li>" for line in METHODS_TEXT] + ["</ul>"]
     parts.append("</body></html>")
