@@ -103,8 +103,9 @@ def _label(key: str) -> str:
 
 
 def _names(groups: Sequence[Group], keys: Sequence[str]) -> list[str]:
+    """Each group's `key=value` for `keys`; a key the group lacks (another adapter's) is left out."""
     return [
-        " ".join(f"{_label(key)}={config_value_text(group.config.get(key, '<missing>'))}" for key in keys)
+        " ".join(f"{_label(key)}={config_value_text(group.config[key])}" for key in keys if key in group.config)
         for group in groups
     ]
 
@@ -112,11 +113,14 @@ def _names(groups: Sequence[Group], keys: Sequence[str]) -> list[str]:
 def name_groups(groups: Sequence[Group]) -> None:
     """Name each group by pai mode plus the keys that differ between groups, e.g. 'pai=history train.lr=0.0001'.
 
-    Keys that experiment bundles set alongside the mode (experiment, train.max_epochs) are left out
-    when the remaining keys still tell every group apart; the report lists all differing keys anyway.
+    Keys that experiment bundles set alongside the mode (experiment, train.max_epochs), then any
+    other, are left out while the remaining keys still tell every group apart; the report lists all
+    differing keys anyway.
     """
     keys = ["pai.mode"] + [key for key in differing_keys(groups) if key != "pai.mode"]
-    for droppable in NAME_DROPPABLE_KEYS:
+    # The bundles' keys first, then any other that the rest still tell apart without (an adapter's
+    # size keys say what its kind would).
+    for droppable in [*NAME_DROPPABLE_KEYS, *keys[1:]]:
         fewer = [key for key in keys if key != droppable]
         if len(set(_names(groups, fewer))) == len(groups):
             keys = fewer
