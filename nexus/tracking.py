@@ -211,7 +211,7 @@ class RunLog:
     def _guard(self, call, what: str) -> None:
         try:
             call()
-        except Exception as err:  # W&B must never cost the local record
+        except Exception as err:  # noqa: BLE001  W&B must never cost the local record
             print(f"warning: W&B {what} failed, continuing with local files only: {err}", file=sys.stderr)
             self.sinks = [s for s in self.sinks if isinstance(s, LocalFiles)]
 
@@ -220,7 +220,7 @@ class RunLog:
             if isinstance(sink, LocalFiles):
                 getattr(sink, method)(*args)
             else:
-                self._guard(lambda: getattr(sink, method)(*args), method)
+                self._guard(lambda sink=sink: getattr(sink, method)(*args), method)
 
     def log_start(self, summary: dict) -> None:
         self._each("log_start", summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -149,7 +150,7 @@ def load_wandb_runs(path: str) -> list[RunResult]:
         runs = _load_offline_wandb_runs(Path(path)) if local else _load_server_runs(path, parts)
     except UserError:
         raise
-    except Exception as exc:  # wandb raises many types (UsageError, CommError, HTTP errors)
+    except Exception as exc:  # noqa: BLE001  wandb raises many types (UsageError, CommError, HTTP errors)
         reason = one_line(exc) or type(exc).__name__
         raise UserError(f"cannot read W&B runs from {path}: {reason}") from None
     if not any(run.status == COMPLETED for run in runs):
@@ -206,11 +207,10 @@ def _run_from_wandb(source: str, config: dict, summary: dict, state: str, histor
         rows = [r for r in history() if isinstance(r.get("epoch"), (int, float)) and r["epoch"] >= 0]
         run.metrics = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         run.events = [{"epoch": r["epoch"], "kind": r["pai/restructure"]} for r in rows if r.get("pai/restructure")]
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                run.test_predictions = read_predictions(predictions_file(tmp))
-            except Exception:  # wandb signals a missing file with its own error types
-                pass  # left as None: require_predictions() reports it with every other such run
+        # wandb signals a missing file with its own error types; left as None, require_predictions()
+        # reports it with every other such run
+        with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
+            run.test_predictions = read_predictions(predictions_file(tmp))
     return run
 
 
