@@ -50,6 +50,31 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def without_times(rows: list[dict]) -> list[dict]:
+    """Records (epochs, summaries) without their wall times: what two runs of one config share."""
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+def offline_run_dirs(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "wandb").glob("offline-run-*"))
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    """The `kind` records (run, history, summary, exit, ...) of the run folder's one offline W&B run."""
+    from nexus.tracking import read_offline_run
+
+    (wandb_run,) = offline_run_dirs(run_dir)
+    return [r[kind] for r in read_offline_run(wandb_run) if r["type"] == kind]
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg():
+    """The composed config of `+experiment=smoke` (nexus.compose: the one way tests compose configs)."""
+    from nexus.compose import compose
+
+    return compose(["+experiment=smoke"])
+
+
 def wait_for(condition: Callable, what: str, process=None, timeout: float = 300):
     """`condition()`'s first truthy value. Only for states the test has arranged to come (a run
     waiting at a hold stays there): the deadline turns a hang into a failure, it decides nothing."""

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from conftest import launch, read_json, read_jsonl
 from nexus.compose import compose
-from test_model_folder import RunsCode, copy_folder, cosines, saved_predictions
+from model_folders import RunsCode, copy_folder, cosines, saved_predictions
 
 ONE_DENDRITE = 296064  # the Dense 384->384 adapter with one dendrite (pai/params of such runs)
 

@@ -1,7 +1,8 @@
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+
+from nexus.compose import compose
 from omegaconf import OmegaConf
 
 from conftest import REPO
@@ -11,8 +12,7 @@ from nexus.errors import UserError
 
 @pytest.fixture(scope="module")
 def stsb_cfg():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config").data
+    return compose().data
 
 
 def test_packaged_stsb_has_the_official_splits(stsb_cfg):

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO, launch, read_json, read_jsonl
+from conftest import REPO, launch, read_json, read_jsonl, records, without_times
 from nexus.backbone import load_backbone
+from nexus.compose import compose
 from nexus.data import load_splits
 from nexus.evaluate import correlations, cosine_predictions
 from nexus.inputs import encode_splits
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_zero_shot_spearman_matches_the_published_figures(tmp_path):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config")
+    cfg = compose()
     splits = load_splits(cfg.data)
     splits = {"val": splits["val"], "test": splits["test"]}
     encoded = encode_splits(splits, load_backbone(cfg.model, "cpu"), cfg.model, str(tmp_path), "cpu")
@@ -37,7 +36,6 @@ def test_full_baseline_beats_zero_shot(tmp_path):
 
 def test_full_dendritic_run_grows_dendrites_and_is_tracked(tmp_path):
     from nexus.model import load_model
-    from test_tracking import records
 
     assert launch("+experiment=dendritic", f"hydra.run.dir={tmp_path}") == 0
     summary = read_json(tmp_path / "summary.json")
@@ -62,9 +60,6 @@ def test_the_number_of_threads_does_not_change_results(tmp_path):
                               env={**os.environ, "OMP_NUM_THREADS": threads}, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
     assert read_jsonl(tmp_path / "1" / "events.jsonl")[0]["kind"] == "dendrites_added"
-
-    def without_times(rows):
-        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
     assert without_times(read_jsonl(tmp_path / "1" / "metrics.jsonl")) == \
         without_times(read_jsonl(tmp_path / "2" / "metrics.jsonl"))

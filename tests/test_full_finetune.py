@@ -36,13 +36,10 @@ def test_backbone_weights_change_and_the_model_reloads(finetuned):
 
     with open(finetuned / "predictions/test.csv") as f:
         saved = np.array([float(r["pred"]) for r in csv.DictReader(f)])
-    from hydra import compose, initialize_config_dir
-
-    from conftest import REPO
+    from nexus.compose import compose
     from nexus.data import load_splits
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        test = load_splits(compose(config_name="config", overrides=ARGS).data)["test"]
+    test = load_splits(compose(ARGS).data)["test"]
     a = tuned.encode(test.sentences1, convert_to_tensor=True)
     b = tuned.encode(test.sentences2, convert_to_tensor=True)
     np.testing.assert_allclose(torch.cosine_similarity(a, b).numpy(), saved, atol=1e-4)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, launch, read_json, read_jsonl
+from conftest import REPO, launch, read_json, read_jsonl, without_times
 from nexus.growth import MODES
 
 EPOCH_KEYS = {"epoch", "train/loss", "train/spearman", "train/lr", "val/spearman", "val/pearson", "pai/mode",
@@ -86,27 +86,19 @@ def test_restructure_events(smoke_runs, mode, expect_dendrites):
         assert not (run / "pai").exists()
 
 
-def test_saved_model_reloads_and_encodes_like_the_run(smoke_runs):
+def test_saved_model_reloads_and_encodes_like_the_run(smoke_runs, smoke_cfg):
     """model/ is a SentenceTransformer folder: its cosine similarities are the saved predictions."""
     import torch
-    from hydra import compose, initialize_config_dir
-
     from nexus.data import load_splits
     from nexus.model import load_model
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        data_cfg = compose(config_name="config", overrides=["+experiment=smoke"]).data
-    val = load_splits(data_cfg)["val"]
+    val = load_splits(smoke_cfg.data)["val"]
     for mode in ("disabled", "every_epoch"):
         model = load_model(smoke_runs[mode] / "model", device="cpu")
         a, b = model.encode(val.sentences1, convert_to_tensor=True), model.encode(val.sentences2, convert_to_tensor=True)
         cosine = torch.cosine_similarity(a, b).numpy()
         saved = np.genfromtxt(smoke_runs[mode] / "predictions/val.csv", delimiter=",", names=True)["pred"]
         np.testing.assert_allclose(cosine, saved, atol=1e-4)
-
-
-def _without_times(rows):
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
 
 def test_two_runs_in_one_process_equal_separate_processes(smoke_runs, tmp_path):
@@ -116,7 +108,7 @@ def test_two_runs_in_one_process_equal_separate_processes(smoke_runs, tmp_path):
     subprocess.run([sys.executable, str(REPO / "launch.py"), "+experiment=smoke", "logger=none", "pai=fixed",
                     f"hydra.run.dir={fresh}"], check=True, capture_output=True)
     in_process = smoke_runs["fixed"]
-    assert _without_times(read_jsonl(fresh / "metrics.jsonl")) == _without_times(read_jsonl(in_process / "metrics.jsonl"))
+    assert without_times(read_jsonl(fresh / "metrics.jsonl")) == without_times(read_jsonl(in_process / "metrics.jsonl"))
     assert read_jsonl(fresh / "events.jsonl") == read_jsonl(in_process / "events.jsonl")
     drop = ("time/total_s", "config")
     assert {k: v for k, v in read_json(fresh / "summary.json").items() if k not in drop} == \
@@ -197,7 +189,7 @@ def test_pai_graphs_on_restructures_only_leave_the_same_results(smoke_runs, tmp_
         lean = tmp_path / "lean"
         assert smoke(lean, *args) == 0
         assert read_jsonl(lean / "events.jsonl")[-1]["epoch"] == 5
-    assert _without_times(read_jsonl(every / "metrics.jsonl")) == _without_times(read_jsonl(lean / "metrics.jsonl"))
+    assert without_times(read_jsonl(every / "metrics.jsonl")) == without_times(read_jsonl(lean / "metrics.jsonl"))
     assert read_jsonl(every / "events.jsonl") == read_jsonl(lean / "events.jsonl")
     every_files, lean_files = pai_files(every), pai_files(lean)
     assert every_files.keys() == lean_files.keys()

@@ -2,7 +2,6 @@
 sentence-transformers alone, and its card says what the model is. End-to-end on smoke runs."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -10,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO, launch, read_json, read_jsonl
-from test_tracking import records
+from nexus.compose import compose
+from conftest import REPO, launch, read_json, read_jsonl, records
+from model_folders import RunsCode, copy_folder, cosines, saved_predictions
 
 
 @pytest.fixture(scope="module")
@@ -31,27 +30,7 @@ def runs(tmp_path_factory):
 def test_pairs():
     from nexus.data import load_splits
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return load_splits(compose(config_name="config", overrides=["+experiment=smoke"]).data)["test"]
-
-
-def saved_predictions(run_dir):
-    return np.genfromtxt(run_dir / "predictions/test.csv", delimiter=",", names=True)["pred"]
-
-
-def cosines(model, pairs):
-    a = model.encode(pairs.sentences1, convert_to_tensor=True)
-    b = model.encode(pairs.sentences2, convert_to_tensor=True)
-    return torch.cosine_similarity(a, b).numpy()
-
-
-def copy_folder(src, dst):
-    """A copy to tamper with: the large backbone weights hard-linked (only read), the rest copied."""
-    def copy(s, d):
-        return os.link(s, d) if os.path.getsize(s) > 1 << 20 else shutil.copy2(s, d)
-
-    shutil.copytree(src, dst, copy_function=copy)
-    return dst
+    return load_splits(compose(["+experiment=smoke"]).data)["test"]
 
 
 # Runs in an isolated interpreter (-I: no PYTHONPATH, no current directory on sys.path) where
@@ -113,16 +92,6 @@ def test_a_dendritic_folder_round_trips_with_the_same_predictions(runs, test_pai
     # sentence-transformers alone never imports the adapter's class on a folder's say-so
     with pytest.raises(ValueError, match="trust_remote_code"):
         SentenceTransformer(str(run / "model"), device="cpu")
-
-
-class RunsCode:
-    """Unpickling this writes the marker file: what a malicious adapter file could do."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (type(self.marker).write_text, (self.marker, "code ran"))
 
 
 @pytest.mark.parametrize("layout", ["pickled adapter.pt", "pickle in place of the safetensors"])

@@ -4,7 +4,7 @@ for a covering set of its parameters, so every listed value runs once through la
 import pytest
 
 from conftest import REPO, launch, read_json
-from nexus import sweep
+from nexus.sweep import sweep_file
 from nexus.config import flatten
 
 SWEEP = REPO / "sweeps" / "pai_recommended.yaml"
@@ -14,11 +14,11 @@ SMOKE = ["data.limit.train=64", "data.limit.val=32", "data.limit.test=32", "trai
 
 
 def covering_sets() -> list[dict]:
-    return sweep.covering_sets(sweep.load_sweep_file(SWEEP))
+    return sweep_file.covering_sets(sweep_file.load_sweep_file(SWEEP))
 
 
 def test_the_covering_sets_use_every_listed_value():
-    config = sweep.load_sweep_file(SWEEP)
+    config = sweep_file.load_sweep_file(SWEEP)
     for key, parameter in config["parameters"].items():
         used = [s[key]["value"] for s in covering_sets()]
         assert all(value in used for value in parameter.get("values", [parameter.get("value")])), key
@@ -26,9 +26,9 @@ def test_the_covering_sets_use_every_listed_value():
 
 @pytest.mark.parametrize("index", range(len(covering_sets())))
 def test_each_covering_set_runs_on_smoke_data(tmp_path, index):
-    config = sweep.load_sweep_file(SWEEP)
+    config = sweep_file.load_sweep_file(SWEEP)
     params = covering_sets()[index]
-    args = sweep.program_args(sweep.agent_command(config, params), config)
+    args = sweep_file.program_args(sweep_file.agent_command(config, params), config)
     assert launch(*args, *SMOKE, f"hydra.run.dir={tmp_path / 'run'}") == 0
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["status"] == "completed" and summary["experiment"] == "dendritic"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, Hold, launch, read_json, read_jsonl
+from conftest import REPO, Hold, launch, read_json, read_jsonl, without_times
 from nexus.tracking import read_offline_run
 
 BASELINE = ["+experiment=smoke", "train.max_epochs=12"]
@@ -25,10 +25,6 @@ def hold(tmp_path):
     hold = Hold(tmp_path / "hold", HELD_EPOCH)
     yield hold
     hold.release_all()
-
-
-def without_times(rows):
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
 
 def comparable(summary):

@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import REPO, Hold, launch, read_json, read_jsonl, wait_for
+from conftest import REPO, Hold, launch, read_json, read_jsonl, wait_for, without_times
 from nexus import sweep
 from nexus.compose import compose
 from nexus.run_folder import read_summary
@@ -32,10 +32,6 @@ SMOKE_SETS = {(seed, pai) for seed in (0, 1) for pai in ("disabled", "history")}
 
 def load(name: str) -> dict:
     return yaml.safe_load((SWEEPS / name).read_text())
-
-
-def without_times(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
 
 
 def completed_runs(folder: Path) -> dict[tuple, list[Path]]:
@@ -554,15 +550,8 @@ def test_parallel_launchers_run_a_two_job_multirun(launcher, restarted_sweep, tm
 
 
 def test_slurm_preset_composes_with_its_settings():
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True,
-                      overrides=["+experiment=smoke", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                                 "hydra.launcher.gpus_per_node=1", "hydra.launcher.array_parallelism=4"])
-    GlobalHydra.instance().clear()
+    cfg = compose(["+experiment=smoke", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                   "hydra.launcher.gpus_per_node=1", "hydra.launcher.array_parallelism=4"], with_hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism, launcher.timeout_min) == \

@@ -4,18 +4,9 @@ import json
 
 import pytest
 
-from conftest import launch, read_json, read_jsonl
+from conftest import launch, offline_run_dirs, read_json, read_jsonl, records
 from nexus.config import flatten
 from nexus.tracking import read_offline_run
-
-
-def offline_run_dirs(run_dir):
-    return sorted((run_dir / "wandb").glob("offline-run-*"))
-
-
-def records(run_dir, kind):
-    (wandb_run,) = offline_run_dirs(run_dir)
-    return [r[kind] for r in read_offline_run(wandb_run) if r["type"] == kind]
 
 
 @pytest.fixture(scope="module")
