@@ -151,3 +151,27 @@ def test_both_spellings_of_the_adapter_group_compose_the_same_config():
     assert dotted.model.adapter.kind == "mlp" and dotted.pai.mode == "disabled"
     assert compose().model.adapter == {"kind": "dense", "out_features": 384, "init": "identity",
                                        "activation": "identity"}
+
+
+def test_the_report_compares_dendrites_with_the_plain_adapter_of_their_size_on_smoke_runs(tmp_path, capsys):
+    """Real smoke runs: a dendritic configuration, its Dense baseline, and the MLP whose size is the
+    dendritic runs' own trained parameter count; the report names both comparisons with intervals."""
+    from nexus.compare import main as compare_main
+
+    args = ["+experiment=smoke", "logger=none", "seed=0,1,2", "train.lr=1e-3"]  # lr 1e-3: a dendrite is kept
+    assert launch("-m", *args, "pai=disabled,fixed", f"hydra.sweep.dir={tmp_path / 'pai'}") == 0
+    dendritic = [read_json(s) for s in (tmp_path / "pai").glob("*/summary.json") if read_json(s)["pai"] == "fixed"]
+    size = int(np.median([s["pai/params"] for s in dendritic]))
+    assert size > 147_840, "the dendritic runs should keep a dendrite, so that a plain MLP is their match"
+    assert launch("-m", *args, "model.adapter=mlp", f"model.adapter.match_params={size}",
+                  f"hydra.sweep.dir={tmp_path / 'mlp'}") == 0
+    capsys.readouterr()
+    assert compare_main([str(tmp_path / "pai"), str(tmp_path / "mlp"), "--out", str(tmp_path / "report"),
+                         "--param-matched"]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    same_recipe = report.split("## Against the baseline")[1].split("\n## ")[0]
+    matched = report.split("## Against a parameter-matched plain adapter")[1].split("\n## ")[0]
+    assert "pai=fixed" in same_recipe and "95% CI" in report
+    (line,) = [line for line in matched.splitlines() if line.startswith("- pai=fixed")]
+    assert f"({size:,} trained parameters) vs pai=disabled model.adapter.match_params={size} (" in line
+    assert "95% CI [" in line

@@ -29,6 +29,8 @@ MATCH_TOLERANCE = 0.01
 
 # Keys set by experiment bundles; left out of group names when the other keys already tell groups apart.
 NAME_DROPPABLE_KEYS = ("experiment", "train.max_epochs")
+# Kept in names longest: what sweeps vary, and what tells one plain adapter from another.
+NAME_KEPT_KEYS = ("train.lr", "model.adapter.match_params", "model.adapter.kind")
 
 
 @dataclass
@@ -118,9 +120,11 @@ def name_groups(groups: Sequence[Group]) -> None:
     differing keys anyway.
     """
     keys = ["pai.mode"] + [key for key in differing_keys(groups) if key != "pai.mode"]
-    # The bundles' keys first, then any other that the rest still tell apart without (an adapter's
-    # size keys say what its kind would).
-    for droppable in [*NAME_DROPPABLE_KEYS, *keys[1:]]:
+    # The bundles' keys first, then any other that the rest still tell groups apart without, the
+    # keys people sweep over last.
+    rest = keys[1:]
+    for droppable in [*NAME_DROPPABLE_KEYS, *(k for k in rest if k not in NAME_KEPT_KEYS),
+                      *(k for k in rest if k in NAME_KEPT_KEYS)]:
         fewer = [key for key in keys if key != droppable]
         if len(set(_names(groups, fewer))) == len(groups):
             keys = fewer
