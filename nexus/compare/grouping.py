@@ -29,8 +29,8 @@ MATCH_TOLERANCE = 0.01
 
 # Keys set by experiment bundles; left out of group names when the other keys already tell groups apart.
 NAME_DROPPABLE_KEYS = ("experiment", "train.max_epochs")
-# Kept in names longest: what sweeps vary, and what tells one plain adapter from another.
-NAME_KEPT_KEYS = ("train.lr", "model.adapter.match_params", "model.adapter.kind")
+# Of an adapter's keys, kept in names longest: what tells one plain adapter from another.
+NAME_KEPT_KEYS = ("model.adapter.match_params", "model.adapter.kind")
 
 
 @dataclass
@@ -115,16 +115,16 @@ def _names(groups: Sequence[Group], keys: Sequence[str]) -> list[str]:
 def name_groups(groups: Sequence[Group]) -> None:
     """Name each group by pai mode plus the keys that differ between groups, e.g. 'pai=history train.lr=0.0001'.
 
-    Keys that experiment bundles set alongside the mode (experiment, train.max_epochs), then any
-    other, are left out while the remaining keys still tell every group apart; the report lists all
-    differing keys anyway.
+    Keys that experiment bundles set alongside the mode (experiment, train.max_epochs), then the
+    adapter's shape keys, are left out while the remaining keys still tell every group apart; the
+    report lists all differing keys anyway.
     """
     keys = ["pai.mode"] + [key for key in differing_keys(groups) if key != "pai.mode"]
-    # The bundles' keys first, then any other that the rest still tell groups apart without, the
-    # keys people sweep over last.
-    rest = keys[1:]
-    for droppable in [*NAME_DROPPABLE_KEYS, *(k for k in rest if k not in NAME_KEPT_KEYS),
-                      *(k for k in rest if k in NAME_KEPT_KEYS)]:
+    # The bundles' keys, then an adapter's shape keys (its size and kind say enough), while the rest
+    # still tell groups apart.
+    adapter = [k for k in keys if k.startswith("model.adapter.")]
+    for droppable in [*NAME_DROPPABLE_KEYS, *(k for k in adapter if k not in NAME_KEPT_KEYS),
+                      *(k for k in adapter if k in NAME_KEPT_KEYS)]:
         fewer = [key for key in keys if key != droppable]
         if len(set(_names(groups, fewer))) == len(groups):
             keys = fewer
