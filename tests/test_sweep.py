@@ -224,7 +224,8 @@ def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_s
         run_dir = restarted_sweep["folder"] / "runs" / sweep.SweepRun(**run).folder_name
         assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.sweep='smoke'"]
         assert "logger.log_model=false" in run["command"]
-        records = read_offline_run(run_dir / "wandb")
+        # a run resumed after the kill has its first attempt's W&B run beside the one that finished
+        records = read_offline_run(sorted((run_dir / "wandb").glob("offline-run-*"))[-1])
         (header,) = [r["run"] for r in records if r["type"] == "run"]
         assert "sweep:smoke" in header["tags"]
         groups.setdefault(run["params"]["pai"]["value"], set()).add(header["run_group"])

@@ -52,7 +52,7 @@ def test_summary_config_and_names(dendritic_run):
     for update in records(dendritic_run, "summary"):
         final.update(update.get("update", {}))
     for key, value in summary.items():
-        if key != "config":
+        if key not in ("config", "pai/architectures"):  # W&B holds the architectures as a table
             assert final[key] == value, key
     (run,) = records(dendritic_run, "run")
     assert run["job_type"] == "dendritic"

@@ -193,7 +193,9 @@ def _load_offline_wandb_runs(folder: Path) -> list[RunResult]:
 
 def _run_from_wandb(source: str, config: dict, summary: dict, state: str, history, predictions_file) -> RunResult:
     """A W&B run as a RunResult: `history()` gives its logged rows, `predictions_file(tmp)` its test.csv."""
-    summary = {k: v for k, v in summary.items() if not k.startswith("_")}
+    # W&B's own keys (_step, ...) and media (tables, images: {"_type": ...}) are not summary numbers
+    summary = {k: v for k, v in summary.items()
+               if not k.startswith("_") and not (isinstance(v, dict) and "_type" in v)}
     config = flatten({k: v for k, v in config.items() if not k.startswith("_")})
     # W&B keeps each config group's option beside its dotted keys (pai: history, pai.mode: ...);
     # grouping reads the dotted keys, as it does for run folders.
