@@ -7,6 +7,7 @@ test process has run torch, and a child forked after torch's OpenMP threads star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -224,8 +225,14 @@ def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_s
         run_dir = restarted_sweep["folder"] / "runs" / sweep.SweepRun(**run).folder_name
         assert run["command"][-2:] == [f"hydra.run.dir='{run_dir}'", "++logger.sweep='smoke'"]
         assert "logger.log_model=false" in run["command"]
-        # a run resumed after the kill has its first attempt's W&B run beside the one that finished
-        records = read_offline_run(sorted((run_dir / "wandb").glob("offline-run-*"))[-1])
+        # a run resumed after the kill has its killed attempt's W&B run (cut off mid-write, which
+        # W&B's reader may refuse) beside the one that finished: exactly one finished
+        finished = []
+        for attempt in sorted((run_dir / "wandb").glob("offline-run-*")):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                finished += [records for records in [read_offline_run(attempt)]
+                             if any(r["type"] == "exit" for r in records)]
+        (records,) = finished
         (header,) = [r["run"] for r in records if r["type"] == "run"]
         assert "sweep:smoke" in header["tags"]
         groups.setdefault(run["params"]["pai"]["value"], set()).add(header["run_group"])
