@@ -200,6 +200,8 @@ def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
         summary["time/total_s"] = time.perf_counter() - started
+        if torch.cuda.is_initialized():  # what this run held on its card at most (several runs may share it)
+            summary["gpu/peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         summary["config"] = config
         log.log_end(summary)
     if summary["status"] == "completed":

@@ -35,6 +35,18 @@ def nexus_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def own_wandb_service_per_test():
+    """A W&B run in this process starts wandb's service and exports its address (WANDB_SERVICE):
+    every process a later test starts would log through this process's service instead of its own.
+    Stop it after each test, as a fresh process's exit does (wandb's atexit hook)."""
+    yield
+    if "WANDB_SERVICE" in os.environ:
+        import wandb
+
+        wandb.teardown()
+
+
 def launch(*args: str) -> int:
     """`python launch.py ARGS` in this process, as Hydra sees it."""
     import launch as entry

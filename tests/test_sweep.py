@@ -7,7 +7,6 @@ test process has run torch, and a child forked after torch's OpenMP threads star
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -227,11 +226,17 @@ def test_offline_sweep_tags_every_run_and_groups_it_by_configuration(restarted_s
         assert "logger.log_model=false" in run["command"]
         # a run resumed after the kill has its killed attempt's W&B run (cut off mid-write, which
         # W&B's reader may refuse) beside the one that finished: exactly one finished
-        finished = []
+        finished, seen = [], {}
         for attempt in sorted((run_dir / "wandb").glob("offline-run-*")):
-            with contextlib.suppress(subprocess.CalledProcessError):
-                finished += [records for records in [read_offline_run(attempt)]
-                             if any(r["type"] == "exit" for r in records)]
+            try:
+                records = read_offline_run(attempt)
+            except subprocess.CalledProcessError as err:
+                seen[attempt.name] = err.stderr[-500:]
+                continue
+            seen[attempt.name] = sorted({r["type"] for r in records})
+            if any(r["type"] == "exit" for r in records):
+                finished.append(records)
+        assert len(finished) == 1, (run["name"], seen)
         (records,) = finished
         (header,) = [r["run"] for r in records if r["type"] == "run"]
         assert "sweep:smoke" in header["tags"]
