@@ -80,9 +80,12 @@ def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int | None 
     folder.mkdir(parents=True, exist_ok=True)
     interrupted = False
     with locked(folder):
-        launch = import_for_forking(config) if fork else None
-        print(f"sweep {sweep_file}: each run {'forked from this runner' if launch else 'a fresh process'}, "
-              f"{placement.workers} at a time{placement.note}", flush=True)
+        # CUDA cannot start in a child forked from a process that has imported what runs import (the
+        # H200 sweep's runs all failed so): where runs may use a GPU, each is a fresh process.
+        launch = import_for_forking(config) if fork and not placement.sees_gpus else None
+        how = "forked from this runner" if launch else \
+            "a fresh process" + (" (GPUs here: CUDA cannot run in a forked child)" if fork and placement.sees_gpus else "")
+        print(f"sweep {sweep_file}: each run {how}, {placement.workers} at a time{placement.note}", flush=True)
         runner = SweepRunner(folder, sweep_file, config, overrides, placement, launch, seed)
         with sigterm_as_interrupt():
             runner.load()
