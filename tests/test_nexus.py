@@ -17,6 +17,7 @@ def test_nexus_composes_with_the_reports_values():
         ("random", "identity", 384)
     assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.backbone_lr) == (12, 16, 2e-5, 2e-5)
     assert (cfg.train.weight_decay, cfg.train.optimizer, cfg.train.precision) == (0.01, "adamw", "fp32")
+    assert cfg.train.patience is None  # every epoch trains, as in the report's code
     assert cfg.pai.mode == "every_epoch" and cfg.pai.max_dendrites == 100 and cfg.pai.n_epochs_to_switch == 2
     twin = compose(["+experiment=nexus", "pai=disabled"])
     assert twin.pai.mode == "disabled" and twin.train == cfg.train and twin.model == cfg.model
