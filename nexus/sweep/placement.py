@@ -53,7 +53,7 @@ class Placement:
     gpus: list[str]  # a run's CUDA_VISIBLE_DEVICES is one of these; []: runs see what the runner sees
     threads: str | None  # each run's OMP_NUM_THREADS; None: the runner's environment decides
     note: str = ""  # for the runner's first line
-    sees_gpus: bool = False  # whether runs may use CUDA (any GPU visible to the runner)
+    sees_gpus: bool = False  # whether runs may use CUDA: a GPU seen by the runner or given with --gpus
 
     def card(self, busy: list[str]) -> str | None:
         """The GPU for the next run: the one with the fewest runs in flight (`busy`: their cards),
@@ -85,4 +85,4 @@ def plan(workers: int | None, gpus: str | None, runs_per_gpu: int | None, env: d
         note = f"; {len(visible)} GPUs seen, runs share GPU 0 (use --gpus)"
     else:
         note = ""
-    return Placement(workers, cards, threads, note, bool(visible))
+    return Placement(workers, cards, threads, note, bool(visible or cards))
