@@ -65,12 +65,17 @@ def test_shipped_sweep_files_pass_the_sweeps_schema(name):
     assert sweeps.next_run(config, []) is not None  # the engine can start it offline
 
 
-def test_pai_sweep_is_a_grid_of_36_distinct_parameter_sets():
-    sweeps = sweep.import_sweeps()
-    config = load("pai.yaml")
-    runs = []
+def grid_runs(config: dict) -> list:
+    """Every run W&B's engine proposes for a grid sweep, in its order."""
+    sweeps, runs = sweep.import_sweeps(), []
     while (run := sweeps.next_run(config, runs)) is not None:
         runs.append(run)
+    return runs
+
+
+def test_pai_sweep_is_a_grid_of_36_distinct_parameter_sets():
+    config = load("pai.yaml")
+    runs = grid_runs(config)
     sets = {(r.config["seed"]["value"], r.config["train.lr"]["value"], r.config["pai"]["value"]) for r in runs}
     assert len(runs) == len(sets) == 36
     assert {s[0] for s in sets} == {0, 1, 2}
@@ -83,11 +88,8 @@ def test_pai_sweep_is_a_grid_of_36_distinct_parameter_sets():
 def test_param_matched_sweep_is_a_grid_of_27_plain_adapters_matching_1_2_3_dendrites(tmp_path, monkeypatch):
     """The same seeds and learning rates as pai.yaml, plain MLP adapters sized like the Dense
     adapter with 1, 2 and 3 dendrites; the runner's checks (every value through preflight) pass."""
-    sweeps = sweep.import_sweeps()
     config = load("param_matched.yaml")
-    runs = []
-    while (run := sweeps.next_run(config, runs)) is not None:
-        runs.append(run)
+    runs = grid_runs(config)
     sets = {(r.config["seed"]["value"], r.config["train.lr"]["value"], r.config["model.adapter.match_params"]["value"])
             for r in runs}
     assert len(runs) == len(sets) == 27
@@ -103,11 +105,8 @@ def test_param_matched_sweep_is_a_grid_of_27_plain_adapters_matching_1_2_3_dendr
 
 
 def test_finetune_sweep_is_a_grid_of_36_fine_tuning_runs_whose_dendrites_can_arrive_in_4_epochs(monkeypatch):
-    sweeps = sweep.import_sweeps()
     config = load("finetune.yaml")
-    runs = []
-    while (run := sweeps.next_run(config, runs)) is not None:
-        runs.append(run)
+    runs = grid_runs(config)
     sets = {(r.config["seed"]["value"], r.config["train.backbone_lr"]["value"], r.config["pai"]["value"])
             for r in runs}
     assert len(runs) == len(sets) == 36
