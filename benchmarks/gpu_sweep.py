@@ -46,14 +46,16 @@ class GpuMemory:
         self.log = log
 
     def __enter__(self):
+        self.out = self.log.open("w")
         self.sampler = subprocess.Popen(
             ["nvidia-smi", "--query-gpu=timestamp,index,memory.used", "--format=csv,noheader,nounits", "-l", "1"],
-            stdout=self.log.open("w"), stderr=subprocess.DEVNULL)
+            stdout=self.out, stderr=subprocess.DEVNULL)
         return self
 
     def __exit__(self, *exc):
         self.sampler.terminate()
         self.sampler.wait()
+        self.out.close()
 
     def peaks(self) -> dict:
         """The peak MiB in use on each card, and of all cards together at one sample."""
