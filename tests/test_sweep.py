@@ -340,17 +340,18 @@ def test_no_fork_gives_the_same_run_as_a_forked_one(restarted_sweep, tmp_path):
     assert without_times([read_summary(fresh)]) == without_times([read_summary(forked)])
 
 
-def test_where_gpus_are_seen_runs_start_as_fresh_processes(tmp_path):
-    """A child forked from the runner cannot use CUDA (what the runner imported started it there):
-    on a GPU machine every run of launch.py is a fresh process. CUDA_VISIBLE_DEVICES=0 is what the
-    runner sees here; on this CPU machine the run itself trains on the CPU."""
+def test_where_gpus_are_seen_runs_are_forked_when_a_forked_probe_can_use_cuda(tmp_path):
+    """Where runs may use a GPU, a forked probe first asks whether CUDA starts in a child of the
+    runner (it cannot where the runner's imports started it); the runs are forked only if so, or
+    where the probe sees no GPU at all, as on this CPU machine that the runner believes has GPU 0
+    (CUDA_VISIBLE_DEVICES=0): the run trains on the CPU."""
     config = {**load("smoke.yaml"), "parameters": {"seed": {"value": 0}, "pai": {"value": "disabled"}}}
     (tmp_path / "one.yaml").write_text(yaml.safe_dump(config))
     args = [str(tmp_path / "one.yaml"), "--dir", str(tmp_path / "sweep"), "--override", "logger=none"]
     runner = start_runner(args, tmp_path / "runner.log", {**os.environ, "CUDA_VISIBLE_DEVICES": "0"})
     assert runner.wait(timeout=600) == 0, (tmp_path / "runner.log").read_text()[-3000:]
     assert (tmp_path / "runner.log").read_text().splitlines()[0].endswith(
-        "each run a fresh process (GPUs here: CUDA cannot run in a forked child), 1 at a time")
+        "each run forked from this runner, 1 at a time")
     (run,) = sweep_state(tmp_path / "sweep")["runs"]
     assert run["state"] == "completed"
 
@@ -469,7 +470,7 @@ def test_each_run_gets_one_gpu_spread_evenly_and_a_share_of_the_cpu_threads(gpus
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert sweep.main(["env.yaml", "--dir", "sweep", "--gpus", gpus, "--runs-per-gpu", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        "sweep env.yaml: each run a fresh process (GPUs here: CUDA cannot run in a forked child), 4 at a time, "
+        "sweep env.yaml: each run a fresh process, 4 at a time, "
         f"one GPU each: CUDA_VISIBLE_DEVICES={' or '.join(cards)}")
     runs = sweep_state(tmp_path / "sweep")["runs"]
     threads = str(max(1, (os.cpu_count() or 1) // 4))
@@ -493,7 +494,7 @@ def test_without_gpus_the_first_line_says_runs_share_gpu_0(tmp_path, monkeypatch
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # what the runner sees: 2 GPUs
     assert sweep.main(["env.yaml", "--dir", "sweep"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        "sweep env.yaml: each run a fresh process (GPUs here: CUDA cannot run in a forked child), 1 at a time; "
+        "sweep env.yaml: each run a fresh process, 1 at a time; "
         "2 GPUs seen, runs share GPU 0 (use --gpus)")
     (run,) = sweep_state(tmp_path / "sweep")["runs"]
     assert run["gpu"] is None

@@ -23,8 +23,10 @@ as for a run started any other way. Two deliberate differences:
   after a run; a fork, well under a second. The runner itself runs no torch computation and
   starts no W&B, so nothing is forked mid-way (thread pools, W&B's service). Each run's recorded
   command is still the equivalent command line; --no-fork starts every run as that fresh
-  process, as `wandb agent` does, and so does a runner that sees a GPU (CUDA cannot start in a
-  child forked after the imports touched it).
+  process, as `wandb agent` does. Where a GPU is seen, the runner keeps CUDA out of its own
+  process (PYTORCH_NVML_BASED_CUDA_CHECK=1 before the imports: CUDA cannot start in a child
+  forked from a process that started it) and forks runs only once a forked probe has started
+  CUDA; otherwise each run is a fresh process and the first line says why.
 
 Placement: --workers N runs at once (default 1), each with OMP_NUM_THREADS = cores / N unless it
 is set. --gpus 0,1 (or all: the cards nvidia-smi lists, or those CUDA_VISIBLE_DEVICES names)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nexus.errors import UserError, report
 from nexus.sweep.placement import plan
-from nexus.sweep.processes import import_for_forking
+from nexus.sweep.processes import cuda_fails_in_fork, import_for_forking
 from nexus.sweep.results import print_results
 from nexus.sweep.runner import SweepRunner
 from nexus.sweep.sweep_file import check_sweep, load_sweep_file
@@ -80,13 +80,16 @@ def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int | None 
     folder.mkdir(parents=True, exist_ok=True)
     interrupted = False
     with locked(folder):
-        # CUDA cannot start in a child forked from a process that has imported what runs import (the
-        # H200 sweep's runs all failed so): where runs may use a GPU, each is a fresh process.
-        launch = import_for_forking(config) if fork and not placement.sees_gpus else None
-        how = "forked from this runner" if launch else \
-            "a fresh process" + (" (GPUs here: CUDA cannot run in a forked child)" if fork and placement.sees_gpus else "")
+        if fork and placement.sees_gpus:
+            # torch's CUDA check, in what the imports run, would otherwise start CUDA in this
+            # process, and CUDA cannot start again in a child forked from it.
+            os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+        launch = import_for_forking(config) if fork else None
+        no_cuda = launch and placement.sees_gpus and cuda_fails_in_fork(placement.env(os.environ, placement.card([])))
+        how = "forked from this runner" if launch and not no_cuda else \
+            "a fresh process" + (f" (CUDA cannot start in a forked child here: {no_cuda})" if no_cuda else "")
         print(f"sweep {sweep_file}: each run {how}, {placement.workers} at a time{placement.note}", flush=True)
-        runner = SweepRunner(folder, sweep_file, config, overrides, placement, launch, seed)
+        runner = SweepRunner(folder, sweep_file, config, overrides, placement, None if no_cuda else launch, seed)
         with sigterm_as_interrupt():
             runner.load()
             runner.recover()

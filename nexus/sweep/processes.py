@@ -1,5 +1,6 @@
-"""The processes of a sweep's runs: started fresh or forked from the runner, known by pid and
-start time, signalled as a group, and stopped when a killed runner left them behind."""
+"""The processes of a sweep's runs: started fresh or forked from the runner (on GPU machines too,
+where a probe says CUDA starts in a fork), known by pid and start time, signalled as a group, and
+stopped when a killed runner left them behind."""
 
 from __future__ import annotations
 
@@ -146,6 +147,33 @@ def run_forked(launch, program: str, args: list[str], out: int, err: int, env: d
 
         wandb.teardown()
     sys.exit(code)
+
+
+def cuda_fails_in_fork(env: dict) -> str | None:
+    """Why a run forked from this process could not use CUDA (the first line of the error), or None
+    when it can, or when it will see no GPU and train on the CPU. A forked probe with the run's
+    environment `env` finds out: CUDA cannot start in a child of a process that started it, and
+    what this process imported may have (torch's availability check starts it, unless
+    PYTORCH_NVML_BASED_CUDA_CHECK=1 makes it ask NVML)."""
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+
+    def probe():
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.init()
+            writer.send(None)
+        except Exception as err:  # noqa: BLE001 - any failure means: do not fork CUDA runs
+            writer.send((str(err).strip().splitlines() or [type(err).__name__])[0])
+
+    child = context.Process(target=probe)
+    child.start()
+    child.join()
+    return reader.recv() if reader.poll() else f"the probe exited with code {child.exitcode}"
 
 
 def import_for_forking(config: dict):
