@@ -47,6 +47,15 @@ def embedding_dimension(folder: str) -> int:
     return SentenceTransformer(folder, device="cpu").get_embedding_dimension()
 
 
+def pick_device(name: str) -> str:
+    """`auto`: the GPU when torch sees one, else the CPU; any other name as it is."""
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def load_backbone(model_cfg, device: str):
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging

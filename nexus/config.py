@@ -89,6 +89,7 @@ def check(cfg: DictConfig) -> None:
     _choice(cfg, "resume", ("auto", True, False))
     _choice(cfg, "train.optimizer", OPTIMIZERS)
     _choice(cfg, "train.device", ("auto", "cpu", "cuda"))
+    _choice(cfg, "model.encode_device", ("auto", "cpu", "cuda"))
     _choice(cfg, "train.precision", ("auto", "bf16", "fp32"))
     _number(cfg, "train.backbone_lr", float, 0, strict=True)
     _choice(cfg, "pai.mode", MODES)

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from nexus.backbone import fingerprint
+from nexus.backbone import fingerprint, pick_device
 from nexus.cache import EmbeddingCache
 from nexus.data import Pairs
 
@@ -106,11 +106,14 @@ def torch_threads(n: int):
 
 
 def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str, device: str) -> dict[str, EncodedPairs]:
-    """Every sentence through the frozen backbone once (cached on disk across runs)."""
+    """Every sentence through the frozen backbone once (cached on disk across runs), on
+    model.encode_device; the vectors then go to `device`, where the adapter trains."""
     cache = EmbeddingCache(cache_dir, fingerprint(backbone))
 
     def encode(sentences: list[str]) -> np.ndarray:
-        print(f"encoding {len(sentences)} new sentences (cached for later runs)")
+        on = pick_device(model_cfg.encode_device)
+        print(f"encoding {len(sentences)} new sentences on {on} (cached for later runs)")
+        backbone.to(on)
         # Called under the cache's lock, so no other process encodes now; sweep workers that wait
         # for this cache are idle: every core, whatever share of them this run was given.
         with torch_threads(max(torch.get_num_threads(), os.cpu_count() or 1)):

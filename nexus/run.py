@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nexus.adapter import build_layers
-from nexus.backbone import load_backbone
+from nexus.backbone import load_backbone, pick_device
 from nexus.checkpoint import completed_run, load_checkpoint, remove_checkpoint, save_checkpoint
 from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
@@ -35,12 +35,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: dict | None,
                        stop: threading.Event) -> None:
     """Fills `summary` as it goes, so a failure still reports what was reached."""
@@ -51,9 +45,10 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     # 1. Data: STS-B (or the user's pairs), scores scaled to 0..1
     splits = load_splits(cfg.data)
 
-    # 2. Backbone. Frozen (default): each sentence encoded once, cached on disk.
+    # 2. Backbone. Frozen (default): each sentence encoded once (on model.encode_device), cached on
+    #    disk; loaded on the CPU, so a run whose sentences are all cached never starts a GPU for it.
     #    Full fine-tuning: sentences go through it at every batch and it trains at train.backbone_lr.
-    backbone = load_backbone(cfg.model, device)
+    backbone = load_backbone(cfg.model, "cpu" if cfg.model.freeze_backbone else device)
     inputs = make_inputs(splits, backbone, cfg, device)
     trainable_backbone = None if cfg.model.freeze_backbone else backbone
     extra_groups = [] if trainable_backbone is None else [
