@@ -23,7 +23,7 @@ TARGETS = {
     "baseline_epoch_s": ("<=", 0.25, "s"),
     "uncached_ratio": (">=", 100.0, "x"),
     "pai_overhead_ratio": ("<=", 2.0, "x"),
-    "sweep_2_workers_s": ("<=", 300.0, "s"),
+    "sweep_2_workers_s": ("<=", 150.0, "s"),  # issue 15: 36 runs, 2 workers, empty cache
     "sweep_worker_peak_mb": ("<=", 2048.0, "MiB"),
 }
 HEADER = ("measurement", "value", "details", "target")

@@ -125,6 +125,7 @@ def test_two_runs_in_one_process_equal_separate_processes(smoke_runs, tmp_path):
         ("train.batch_size=0", "train.batch_size=0: must be >= 1"),
         ("train.max_epochs=0", "train.max_epochs=0: must be >= 1"),
         ("train.optimizer=lion", "train.optimizer='lion': choose one of"),
+        ("model.encode_device=gpu", "model.encode_device='gpu': choose one of auto, cpu, cuda"),
         ("model.name_or_path=/no/such/model", "model.name_or_path: no model folder at /no/such/model"),
         ("data=custom", "data.test_path is required"),
         ("data.val_path=/no/such.csv", "data file not found: /no/such.csv"),
