@@ -23,6 +23,7 @@ from nexus import sweep
 from nexus.compose import compose
 from nexus.run_folder import read_summary
 from nexus.sweep.placement import Placement
+from nexus.sweep.processes import cuda_fails_in_fork
 from nexus.sweep.sweep_file import check_sweep, program_args
 from nexus.tracking import read_offline_run
 
@@ -354,6 +355,21 @@ def test_where_gpus_are_seen_runs_are_forked_when_a_forked_probe_can_use_cuda(tm
         "each run forked from this runner, 1 at a time")
     (run,) = sweep_state(tmp_path / "sweep")["runs"]
     assert run["state"] == "completed"
+
+
+def test_the_cuda_probe_reports_why_a_forked_child_cannot_start_cuda(monkeypatch):
+    """The probe's answer, from a real forked child: None where the child sees no GPU (it trains
+    on the CPU); after torch's default availability check ran in this process (what the runner's
+    imports did on the H200), CUDA's refusal in one line, which the runner puts in its first line
+    before starting every run fresh."""
+    import torch
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0"}
+    assert cuda_fails_in_fork(env) is None
+    torch._C._cuda_getDeviceCount()  # torch.cuda.is_available() without PYTORCH_NVML_BASED_CUDA_CHECK
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU, as there (the fork inherits it)
+    reason = cuda_fails_in_fork(env)
+    assert reason.startswith("Cannot re-initialize CUDA in forked subprocess") and "\n" not in reason
 
 
 LR_SWEEP = """name: lr
