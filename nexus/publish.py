@@ -30,6 +30,7 @@ from pathlib import Path
 
 from nexus.errors import UserError, one_line, report
 from nexus.sweep import STATE_FILE, SweepRun
+from nexus.tracking import leave_wandb
 
 CHECK_TIMEOUT_S = 10  # per request of the reachability check
 # The runs table: columns beside the run name. Config keys are flat dotted names (`pai.mode`), whose
@@ -249,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         return report(err)
     except PublishError as err:  # the server's side, not the user's input: exit 1
         report(err)
-        return 1
+        return leave_wandb(1)
     return 0
+
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -247,3 +248,25 @@ def read_offline_run(path: Path) -> list[dict]:
 def read_offline_run_state(path: Path) -> dict:
     """A W&B run's final state (config, summary, state, tags, ...) as one object."""
     return json.loads(leet_inspect(path, "--summary"))
+
+
+WANDB_TEARDOWN_S = 10
+
+
+def leave_wandb(code: int) -> int:
+    """`code`, once W&B has shut down, for a command that ends after a W&B request failed. W&B's
+    own teardown (what its atexit hook runs) gets WANDB_TEARDOWN_S: after a request that timed out
+    its service process can stay busy with it, and the teardown waits for the process without a
+    limit (wandb 0.31), so the error was printed and then the command sometimes hung at exit. If
+    the teardown has not finished by then, the process exits now (skipping that hook); W&B's
+    service exits by itself when it sees its parent gone."""
+    import wandb
+
+    teardown = threading.Thread(target=wandb.teardown, daemon=True)
+    teardown.start()
+    teardown.join(WANDB_TEARDOWN_S)
+    if teardown.is_alive():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

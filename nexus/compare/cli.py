@@ -9,6 +9,7 @@ from typing import Sequence
 from nexus.compare.report import build_report, verdict_line
 from nexus.compare.runs import load_folders, load_wandb_runs
 from nexus.errors import UserError, report
+from nexus.tracking import leave_wandb
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out)
         comparisons = build_report(runs, out, args.baseline, args.param_matched)
     except UserError as err:
-        return report(err)
+        return leave_wandb(report(err)) if args.wandb else report(err)
     for comparison in comparisons:
         print(verdict_line(comparison))
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
