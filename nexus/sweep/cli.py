@@ -86,10 +86,12 @@ def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int | None 
             os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
         launch = import_for_forking(config) if fork else None
         no_cuda = launch and placement.sees_gpus and cuda_fails_in_fork(placement.env(os.environ, placement.card([])))
-        how = "forked from this runner" if launch and not no_cuda else \
+        if no_cuda:
+            launch = None
+        how = "forked from this runner" if launch else \
             "a fresh process" + (f" (CUDA cannot start in a forked child here: {no_cuda})" if no_cuda else "")
         print(f"sweep {sweep_file}: each run {how}, {placement.workers} at a time{placement.note}", flush=True)
-        runner = SweepRunner(folder, sweep_file, config, overrides, placement, None if no_cuda else launch, seed)
+        runner = SweepRunner(folder, sweep_file, config, overrides, placement, launch, seed)
         with sigterm_as_interrupt():
             runner.load()
             runner.recover()
