@@ -23,6 +23,20 @@ REPO = Path(__file__).resolve().parents[1]
 set_denormal_flushing(True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need a CUDA GPU: elsewhere each is skipped and says so."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
+        return
+    # NVML answers without starting CUDA in this process: runs forked from it later could not start it.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU: torch sees none here"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nexus_home(tmp_path_factory) -> Path:
     """Runs and caches go to a temporary NEXUS_HOME, never to the user's home or the repo."""

@@ -1,0 +1,107 @@
+"""On a CUDA GPU, for real: a bf16 fine-tuning run and its model folder on the CPU, a fine-tuning
+sweep whose runs are forked onto the card, a frozen sweep whose cache is encoded on the GPU while
+the adapters train on the cores, and the same seed twice. Marked `gpu`: skipped, with the reason,
+where torch sees no GPU (conftest).
+
+Every run is a process of its own, started as a user starts one (`python launch.py`, `python -m
+nexus.sweep`), so what a run does with CUDA is the run's, not this test process's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, read_json
+
+pytestmark = pytest.mark.gpu
+
+# What README.md ("Reliability") promises for full fine-tuning on a GPU: cuBLAS and bf16 autocast
+# make the same seed reproducible to this, not to the last bit.
+SAME_SEED_TOLERANCE = 2e-3
+# A model folder saved on the GPU and loaded on the CPU: the same fp32 weights, other kernels.
+CPU_EMBEDDING_TOLERANCE = 1e-4
+FINETUNE_SMOKE = ["+experiment=finetune", "data.limit.train=64", "data.limit.val=32", "data.limit.test=32",
+                  "train.max_epochs=2", "logger=none"]
+
+
+def run(args: list[str], env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python ARGS` from the repository root; fails the test with its output unless it exits 0."""
+    done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def finetune(run_dir: Path, *extra: str) -> dict:
+    run(["launch.py", *FINETUNE_SMOKE, *extra, f"hydra.run.dir={run_dir}"])
+    return read_json(run_dir / "summary.json")
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("gpu") / "finetune"
+    finetune(run_dir, "seed=0")
+    return run_dir
+
+
+def test_a_bf16_fine_tuning_run_on_the_gpu_reloads_on_the_cpu(finetuned):
+    from nexus.model import load_model
+
+    summary = read_json(finetuned / "summary.json")
+    assert summary["status"] == "completed"
+    assert summary["config"]["train"]["precision"] == "auto"  # auto: bf16 autocast on a GPU
+    assert summary["gpu/peak_memory_mb"] > 0
+    sentences = ["A man is playing a guitar.", "Dendrites grow on an adapter.", "Ein Hund läuft im Park."]
+    on_gpu = load_model(finetuned / "model", device="cuda").encode(sentences, convert_to_numpy=True)
+    on_cpu = load_model(finetuned / "model", device="cpu").encode(sentences, convert_to_numpy=True)
+    np.testing.assert_allclose(on_cpu, on_gpu, atol=CPU_EMBEDDING_TOLERANCE)
+
+
+def test_the_same_seed_twice_gives_the_same_best_dev_within_the_stated_tolerance(finetuned, tmp_path):
+    again = finetune(tmp_path / "again", "seed=0")
+    first = read_json(finetuned / "summary.json")
+    assert abs(again["best/val_spearman"] - first["best/val_spearman"]) <= SAME_SEED_TOLERANCE
+    assert again["best/epoch"] == first["best/epoch"]
+
+
+def sweep(tmp_path: Path, command: list[str], parameters: dict, *args: str) -> tuple[str, dict]:
+    """A sweep file of `parameters` run by `python -m nexus.sweep ARGS` in an empty NEXUS_HOME (so the
+    first run encodes the cache); its printed output and sweep.json."""
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "gpu", "program": "launch.py", "method": "grid", "parameters": parameters,
+        "metric": {"name": "best/val_spearman", "goal": "maximize"},
+        "command": ["${env}", "${interpreter}", "${program}", *command, "${args_no_hyphens}"]}))
+    env = {**os.environ, "NEXUS_HOME": str(tmp_path / "home")}
+    done = run(["-m", "nexus.sweep", str(sweep_file), "--dir", str(tmp_path / "sweep"), *args], env=env)
+    return done.stdout, read_json(tmp_path / "sweep" / "sweep.json")
+
+
+def test_a_fine_tuning_sweep_forks_every_run_onto_the_card(tmp_path):
+    output, state = sweep(tmp_path, FINETUNE_SMOKE, {"seed": {"values": [0, 1]}, "pai": {"values": ["disabled", "history"]}},
+                          "--gpus", "all", "--runs-per-gpu", "4")
+    assert "each run forked from this runner, 4 at a time" in output
+    assert [r["state"] for r in state["runs"]] == ["completed"] * 4
+    first_card = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+    assert {r["gpu"] for r in state["runs"]} == {first_card}
+    # CUDA started in each forked child: each one measured what it held on the card
+    assert all(r["summary"]["gpu/peak_memory_mb"] > 0 for r in state["runs"])
+
+
+def test_a_frozen_sweep_with_cpu_adapters_encodes_its_cache_on_the_gpu(tmp_path):
+    _, state = sweep(tmp_path, ["+experiment=smoke", "logger=none"], {"seed": {"values": [0, 1, 2]}},
+                     "--gpus", "all", "--runs-per-gpu", "3", "--override", "train.device=cpu")
+    assert [r["state"] for r in state["runs"]] == ["completed"] * 3
+    logs = {r["name"]: (tmp_path / "sweep" / "runs" / r["name"] / "stdout.log").read_text() for r in state["runs"]}
+    encoders = [name for name, log in logs.items() if "new sentences on cuda" in log]
+    assert len(encoders) == 1, logs  # one run encodes, on the GPU, under the cache's lock; the others read it
+    assert not any("new sentences on cpu" in log for log in logs.values())
+    # the adapters trained on the cores: only the run that encoded ever started CUDA
+    started_cuda = [r["name"] for r in state["runs"] if "gpu/peak_memory_mb" in r["summary"]]
+    assert started_cuda == encoders
