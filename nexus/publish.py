@@ -2,11 +2,14 @@
 
     nexus-publish DIR --project ENTITY/PROJECT [--dry-run] [--out FILE]
 
-First the checks, before any work: the input (DIR holds W&B runs, ENTITY/PROJECT is one); which
-offline runs W&B has not synced, by wandb's own rules (a run folder named `offline-run-*`, as
-`run-*` ran online, without the `.wandb.synced` marker `wandb sync` leaves); and, unless --dry-run,
-that W&B answers, within seconds (`wandb sync` to a server that is down retries for good). Then,
-numbered as it prints them:
+First the checks, before any work: the input (DIR holds W&B runs, ENTITY/PROJECT is one) and,
+unless --dry-run, W&B credentials (exit code 2 if not). Then which offline runs W&B has not synced,
+by wandb's own rules (a run folder named `offline-run-*`, as `run-*` ran online, without the
+`.wandb.synced` marker `wandb sync` leaves), each read with wandb's reader: a folder that holds
+no complete run (an online attempt that fell back to offline, a killed run) is skipped, a line
+each saying why. Unless --dry-run, W&B must answer within seconds (`wandb sync` to a server that
+is down retries for good); it failing, or any later step, is exit code 1. Then, numbered as it
+prints them:
 1. Sync those runs with one `wandb sync` command naming each once (it orders a resumed run's files).
 2. A `nexus-sweep` folder (sweep.json): register its runs as one W&B sweep (`prior_runs`), so the
    sweep page, parallel coordinates and parameter importance cover them.
@@ -29,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nexus.errors import UserError, one_line, report
+from nexus.progress import progress
 from nexus.sweep import STATE_FILE, SweepRun
 from nexus.tracking import leave_wandb
+from nexus.wandb_runs import inspect_run, is_online, require_api_key, run_folders, run_id
 
 CHECK_TIMEOUT_S = 10  # per request of the reachability check
 # The runs table: columns beside the run name. Config keys are flat dotted names (`pai.mode`), whose
@@ -45,7 +50,8 @@ class Plan:
     entity: str
     project: str
     offline: list[Path]  # run folders to sync
-    skipped: dict[str, int]  # why other W&B runs are left alone: how many
+    skipped: dict[str, int]  # why other complete W&B runs are left alone: how many
+    incomplete: dict[Path, str]  # W&B run folders that hold no complete run: why
     sweep: dict | None  # sweep.json of a nexus-sweep folder
     sweep_run_ids: list[str]
 
@@ -54,41 +60,59 @@ class Plan:
 # The checks: the input, what to sync, W&B answers
 # ---------------------------------------------------------------------------------------------
 
-def run_id(wandb_file: Path) -> str:
-    return wandb_file.stem.removeprefix("run-")  # offline-run-<time>-<id>/run-<id>.wandb
-
-
-def sweep_run_ids(folder: Path, state: dict) -> list[str]:
-    """The W&B ids of the runs the sweep's state file records (each parameter set's last attempt)."""
+def sweep_run_ids(folder: Path, state: dict, published: list[Path]) -> list[str]:
+    """The W&B ids of the runs the sweep's state file records (each parameter set's last attempt),
+    among the W&B runs that are or will be on the server."""
     runs = [SweepRun(**record) for record in state["runs"]]
-    ids = [run_id(f) for run in runs
-           for f in sorted((folder / "runs" / run.folder_name / "wandb").glob("*run-*/run-*.wandb"))]
+    ids = [run_id(f) for run in runs for f in published if f.parent == folder / "runs" / run.folder_name / "wandb"]
     return list(dict.fromkeys(ids))
 
 
-def plan(folder: Path, project: str) -> Plan:
+def read_sweep_state(folder: Path) -> dict | None:
+    if not (folder / STATE_FILE).is_file():
+        return None
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{folder / STATE_FILE}: unreadable ({one_line(err)})") from None
+    if not isinstance(state, dict) or not {"name", "config", "runs"} <= state.keys():
+        raise UserError(f"{folder / STATE_FILE}: not a nexus-sweep state file (no name, config and runs)")
+    return state
+
+
+def plan(folder: Path, project: str, dry_run: bool) -> Plan:
+    """What to do, after the checks: the input and, for a real publish, W&B's credentials and answer."""
     parts = project.split("/")
     if len(parts) != 2 or not all(parts):
         raise UserError(f"--project wants ENTITY/PROJECT, got {project!r}")
     if not folder.is_dir():
         raise UserError(f"no such folder: {folder}")
     folder = folder.resolve()
-    files = sorted(folder.rglob("run-*.wandb"))  # rglob does not enter wandb's latest-run links
-    if not files:
+    folders = run_folders(folder)
+    if not folders:
         raise UserError(f"{folder}: no W&B runs below it (runs with logger=wandb write <run>/wandb/offline-run-*)")
-    online = [f for f in files if not f.parent.name.startswith("offline-run-")]
-    synced = [f for f in files if f not in online and f.with_suffix(".wandb.synced").exists()]
-    offline = [f.parent for f in files if f not in online and f not in synced]
-    state = None
-    if (folder / STATE_FILE).is_file():
-        try:
-            state = json.loads((folder / STATE_FILE).read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"{folder / STATE_FILE}: unreadable ({one_line(err)})") from None
-        if not isinstance(state, dict) or not {"name", "config", "runs"} <= state.keys():
-            raise UserError(f"{folder / STATE_FILE}: not a nexus-sweep state file (no name, config and runs)")
+    state = read_sweep_state(folder)
+    if not dry_run:
+        require_api_key()
+        check_reachable()
+    # wandb sync's own rules: a run folder named run-* ran online, and `wandb sync` marks what it uploaded
+    synced = [f for f in folders if not is_online(f) and any(f.glob("run-*.wandb.synced"))]
+    offline, online, incomplete = [], [], {}
+    for f in progress([f for f in folders if f not in synced], "reading W&B runs"):
+        _, why = inspect_run(f)
+        if why:
+            incomplete[f] = why
+        else:
+            (online if is_online(f) else offline).append(f)
+    # The part of a resumed run before it was killed has no exit record, and holds its first epochs:
+    # it goes with the part that finished (wandb sync joins the two).
+    finished_ids = {run_id(f) for f in offline + synced}
+    earlier = [f for f in incomplete if not is_online(f) and run_id(f) in finished_ids]
+    for f in earlier:
+        del incomplete[f]
+    offline = sorted(offline + earlier)
     return Plan(folder, parts[0], parts[1], offline, {"already synced": len(synced), "online": len(online)},
-                state, sweep_run_ids(folder, state) if state else [])
+                incomplete, state, sweep_run_ids(folder, state, sorted(synced + online + offline)) if state else [])
 
 
 def check_reachable() -> None:
@@ -202,11 +226,11 @@ class PublishError(Exception):
 
 
 def publish(folder: Path, project: str, dry_run: bool, out: Path | None) -> None:
-    p = plan(folder, project)
+    p = plan(folder, project, dry_run)
     print(f"nexus-publish {p.folder} -> {p.entity}/{p.project}" + (" (dry run: nothing is sent)" if dry_run else ""))
-    if not dry_run:
-        check_reachable()
-    skipped = ", ".join(f"{n} {why}" for why, n in p.skipped.items())
+    for folder, why in p.incomplete.items():
+        print(f"skipped {folder}: {why}")
+    skipped = ", ".join(f"{n} {why}" for why, n in {**p.skipped, "incomplete": len(p.incomplete)}.items())
     print(f"1. sync {len(p.offline)} offline runs (skipped: {skipped})" + (":" if p.offline else ""))
     if p.offline:
         print("   " + shown(sync_command(p), len(p.offline)))

@@ -134,7 +134,7 @@ def test_synced_and_online_runs_are_left_alone(smoke_sweep, tmp_path, capsys):
     (synced / next(synced.glob("*.wandb")).name).with_suffix(".wandb.synced").touch()
     assert publish.main([str(tmp_path), *PROJECT, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "1. sync 1 offline runs (skipped: 1 already synced, 1 online):" in out
+    assert "1. sync 1 offline runs (skipped: 1 already synced, 1 online, 0 incomplete):" in out
     assert printed_sync_command(out)[8:] == [str(wandb_dir / "offline-run-20260101_000000-aaaaaaaa")]
     assert "2. no sweep.json: no sweep to register" in out
     assert "(every run of the project)" in out
@@ -169,6 +169,15 @@ def test_bad_input_is_one_line_and_exit_code_2_before_any_work(tmp_path, capsys,
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.startswith(expected), (args, captured.err)
         assert len(captured.err.splitlines()) == 1
+
+
+def test_publishing_without_credentials_is_the_users_mistake_exit_code_2_before_any_work(tmp_path):
+    """No key is no reachability problem: it says what to do, before any run is read."""
+    (tmp_path / "run" / "wandb" / "offline-run-20260101_000000-abcd1234").mkdir(parents=True)
+    # WANDB_MODE=offline (set for every test) makes transformers print a line on import
+    done = run_cli(str(tmp_path / "run"), *PROJECT, env={**no_server_env(tmp_path), "WANDB_MODE": "online"})
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "error: no W&B API key: run `wandb login` (or set WANDB_API_KEY)\n"
 
 
 @pytest.mark.parametrize("server", ["closed port", "never answers"])

@@ -13,6 +13,11 @@ A difference is called significant when the bootstrap 95% interval excludes 0 AN
 p < 0.05, in the same direction, for a strict majority of the paired seeds; with fewer than 3 paired
 seeds the verdict is "too few seeds to tell" (the numbers are still shown).
 
+With --wandb DIR, each W&B run folder below DIR that holds no complete run (an online attempt that
+fell back to offline, a killed run) is skipped with a line on stderr saying why (nexus.wandb_runs).
+Exit codes: 2 for the user's mistake (bad input, no W&B key), before any work; 1 when the W&B server
+cannot be reached or fails while reading.
+
 This package only reads finished runs; it never trains. Its modules, each importing only those above it:
 runs (reading run folders and W&B runs), grouping (configurations, names, baselines), stats (the
 statistics on plain arrays), comparison (a configuration against its baseline), plots, report

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nexus.compare.report import build_report, verdict_line
-from nexus.compare.runs import load_folders, load_wandb_runs
+from nexus.compare.runs import WandbError, load_folders, load_wandb_runs
 from nexus.errors import UserError, report
 from nexus.tracking import leave_wandb
 
@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         comparisons = build_report(runs, out, args.baseline, args.param_matched)
     except UserError as err:
         return leave_wandb(report(err)) if args.wandb else report(err)
+    except WandbError as err:  # the server's side, not the user's input: exit 1
+        report(err)
+        return leave_wandb(1)
     for comparison in comparisons:
         print(verdict_line(comparison))
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import math
 import os
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ import numpy as np
 
 from nexus.config import flatten
 from nexus.errors import UserError, one_line
+from nexus.progress import progress
 from nexus.run_folder import EVENTS_FILE, METRICS_FILE, PREDICTIONS_DIR, SUMMARY_FILE, read_json, read_jsonl
+from nexus.wandb_runs import inspect_run, require_api_key, run_folders
 
 COMPLETED = "completed"
 WANDB_TIMEOUT_S = 20
@@ -133,26 +136,32 @@ def load_folders(folders: Sequence[str]) -> list[RunResult]:
     return list(loaded.values())
 
 
+class WandbError(Exception):
+    """W&B could not be reached or refused a request while reading: one line, exit code 1."""
+
+
 def load_wandb_runs(path: str) -> list[RunResult]:
     """Runs as W&B recorded them: a project (entity/project) or sweep (entity/project/sweep_id) via
     wandb.Api(), or a local folder of W&B run folders (offline runs, read with `wandb leet`).
 
     Summary, config and history map onto the run-folder structures; test predictions come from the
     run's file predictions/test.csv, which exists only if the training job uploaded it (wandb.save);
-    without it the run counts as lacking predictions. Any failure to reach or read W&B becomes a
-    one-line UserError.
+    without it the run counts as lacking predictions. No credentials is a UserError; any failure to
+    reach or read the server, a one-line WandbError.
     """
     local = Path(path).is_dir()
     parts = path.strip("/").split("/")
     if not local and (len(parts) not in (2, 3) or not all(parts)):
         raise UserError(f"--wandb wants entity/project, entity/project/sweep_id or a folder, got {path!r}")
-    try:
-        runs = _load_offline_wandb_runs(Path(path)) if local else _load_server_runs(path, parts)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001  wandb raises many types (UsageError, CommError, HTTP errors)
-        reason = one_line(exc) or type(exc).__name__
-        raise UserError(f"cannot read W&B runs from {path}: {reason}") from None
+    if local:
+        runs = _load_offline_wandb_runs(Path(path))
+    else:
+        require_api_key()
+        try:
+            runs = _load_server_runs(path, parts)
+        except Exception as exc:  # noqa: BLE001  wandb raises many types (UsageError, CommError, HTTP errors)
+            reason = one_line(exc) or type(exc).__name__
+            raise WandbError(f"cannot read W&B runs from {path}: {reason}") from None
     if not any(run.status == COMPLETED for run in runs):
         raise UserError(f"W&B {path}: no finished runs (found {len(runs)} runs)")
     return runs
@@ -162,8 +171,9 @@ def _load_server_runs(path: str, parts: list[str]) -> list[RunResult]:
     import wandb
 
     api = wandb.Api(timeout=WANDB_TIMEOUT_S)
+    found = api.sweep(path).runs if len(parts) == 3 else api.runs(path)
     runs = []
-    for wandb_run in (api.sweep(path).runs if len(parts) == 3 else api.runs(path)):
+    for wandb_run in progress(list(found), "reading W&B runs"):
         def download(tmp: str, wandb_run=wandb_run) -> Path:
             wandb_run.file("predictions/test.csv").download(root=tmp, replace=True)
             return Path(tmp) / "predictions" / "test.csv"
@@ -175,19 +185,25 @@ def _load_server_runs(path: str, parts: list[str]) -> list[RunResult]:
 
 
 def _load_offline_wandb_runs(folder: Path) -> list[RunResult]:
-    from nexus.tracking import read_offline_run, read_offline_run_state
+    """The complete W&B runs below `folder`; each other one in a run's wandb/ folder (an online
+    attempt that fell back to offline, a killed run) is skipped with a line on stderr saying why."""
+    from nexus.tracking import read_offline_run
 
+    folders = run_folders(folder)
+    if not folders:
+        raise UserError(f"{folder}: no W&B runs (no W&B run folder, e.g. wandb/offline-run-*, below it)")
     runs = []
-    for record_file in sorted(folder.rglob("run-*.wandb")):
-        run_dir = record_file.parent
-        state = read_offline_run_state(run_dir)
-        csv_file = run_dir / "files" / "predictions" / "test.csv"
+    for run_dir in progress(folders, "reading W&B runs"):
+        state, why = inspect_run(run_dir)
+        if why:
+            print(f"skipped {run_dir}: {why}", file=sys.stderr)
+            continue
         runs.append(_run_from_wandb(
             str(run_dir), state["config"], state["summary"], state["state"],
             lambda run_dir=run_dir: [r["history"]["item"] for r in read_offline_run(run_dir) if r["type"] == "history"],
-            lambda tmp, csv_file=csv_file: csv_file))
+            lambda tmp, csv_file=run_dir / "files" / "predictions" / "test.csv": csv_file))
     if not runs:
-        raise UserError(f"{folder}: no W&B runs (no run-*.wandb below it)")
+        raise UserError(f"{folder}: no complete W&B runs (each skipped one is said above)")
     return runs
 
 
