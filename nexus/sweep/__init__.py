@@ -3,6 +3,7 @@
     python -m nexus.sweep sweeps/pai.yaml [--workers N] [--gpus 0,1|all [--runs-per-gpu K]] [--count K]
                                           [--retry-failed] [--seed N] [--dir DIR] [--override KEY=VALUE ...]
                                           [--no-fork]
+    python -m nexus.sweep check sweeps/pai.yaml   # only the checks, e.g. before `wandb sweep`
 
 What an agent would do, offline: W&B's own search engine (the open-source `sweeps` package, the
 one the W&B server runs) picks each parameter set, for grid, random and bayes, and the command
@@ -27,6 +28,12 @@ as for a run started any other way. Two deliberate differences:
   process (PYTORCH_NVML_BASED_CUDA_CHECK=1 before the imports: CUDA cannot start in a child
   forked from a process that started it) and forks runs only once a forked probe has started
   CUDA; otherwise each run is a fresh process and the first line says why.
+
+Checks, before any run (and all that `check` does): the sweep schema (what `wandb sweep` checks),
+the runs' arguments (launch.py's own preflight on a few parameter sets covering every listed
+value), YAML 1.1 booleans where the config holds none, and numbers YAML 1.1 reads as strings
+(1e-4: W&B would store the string for the swept key; 1.0e-4 is a number). `check` prints
+`ok: FILE (N runs for grid)` or every number problem, a line each; exit code 2 for any problem.
 
 Placement: --workers N runs at once (default 1), each with OMP_NUM_THREADS = cores / N unless it
 is set. --gpus 0,1 (or all: the cards nvidia-smi lists, or those CUDA_VISIBLE_DEVICES names)

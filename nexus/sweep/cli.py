@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import os
 import signal
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from nexus.sweep.placement import plan
 from nexus.sweep.processes import cuda_fails_in_fork, import_for_forking
 from nexus.sweep.results import print_results
 from nexus.sweep.runner import SweepRunner
-from nexus.sweep.sweep_file import check_sweep, load_sweep_file
+from nexus.sweep.sweep_file import check_sweep, grid_size, load_sweep_file, number_strings, read_sweep_yaml
 
 LOCK_FILE = "sweep.lock"
 
@@ -62,6 +64,23 @@ def checked_config(sweep_file: Path, overrides: list[str], folder: Path) -> dict
     except UserError as err:
         raise UserError(f"{sweep_file}: {err}") from None
     return config
+
+
+def check_file(sweep_file: Path) -> int:
+    """`nexus-sweep check FILE`: the checks a sweep gets before its first run, without running it
+    (what to run before `wandb sweep FILE`). 0 and `ok: FILE (...)`, or 2 and each problem in a line."""
+    config = read_sweep_yaml(sweep_file)
+    problems = number_strings(config.get("parameters") if isinstance(config, dict) else None)
+    if problems:
+        for problem in problems:
+            report(UserError(f"{sweep_file}: {problem}"))
+        return 2
+    with tempfile.TemporaryDirectory() as folder:  # where the checked runs' folders would go
+        config = checked_config(sweep_file, [], Path(folder))
+    runs = f"{grid_size(config)} runs for grid" if config["method"] == "grid" else \
+        f"{config['method']}: no fixed number of runs"
+    print(f"ok: {sweep_file} ({runs})")
+    return 0
 
 
 def run_sweep(sweep_file: Path, folder: Path | None = None, workers: int | None = None, count: int | None = None,
@@ -126,7 +145,8 @@ def whole_number(minimum: int):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(prog="nexus-sweep", description="Run a W&B sweep file on this machine, without a W&B server.")
+    parser = Parser(prog="nexus-sweep", description="Run a W&B sweep file on this machine, without a W&B server "
+                    "(`nexus-sweep check FILE`: only check it).")
     parser.add_argument("sweep_file", type=Path, help="a W&B sweep file, e.g. sweeps/pai.yaml")
     parser.add_argument("--workers", type=whole_number(1), default=None,
                         help="runs at once (default: 1, or GPUs x --runs-per-gpu with --gpus)")
@@ -150,8 +170,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_check_args(argv: list[str]) -> argparse.Namespace:
+    parser = Parser(prog="nexus-sweep check", description="Check a sweep file before `wandb sweep FILE`: its "
+                    "schema, its runs' arguments, and numbers YAML 1.1 reads as strings (1e-4).")
+    parser.add_argument("sweep_file", type=Path, help="a W&B sweep file, e.g. sweeps/pai.yaml")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        # `check` first, else a sweep file: a file named check is ./check
+        if argv[:1] == ["check"]:
+            return check_file(parse_check_args(argv[1:]).sweep_file)
         args = parse_args(argv)
         return run_sweep(args.sweep_file, args.dir, args.workers, args.count, args.override, args.fork,
                          args.gpus, args.runs_per_gpu, args.retry_failed, args.seed)

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import io
 import platform
+import re
 import warnings
 from pathlib import Path
 
@@ -45,14 +46,60 @@ def schema_problem(config) -> str | None:
     return one_line(violations[0]) if violations else None
 
 
-def load_sweep_file(path: Path) -> dict:
-    """The sweep file as `wandb sweep` reads it (yaml.safe_load, YAML 1.1), schema-checked."""
+def read_sweep_yaml(path: Path):
+    """The sweep file as `wandb sweep` reads it: yaml.safe_load, YAML 1.1."""
     try:
-        config = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as err:
         raise UserError(f"cannot read sweep file {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {one_line(err)}") from None
+
+
+# Written as a number, but not one to YAML 1.1, whose floats need a decimal point and a signed
+# exponent: `wandb sweep` keeps 1e-4 as the string '1e-4', which the agent's runs then carry in
+# W&B's config while Hydra reads the command line's 1e-4 as 0.0001. A quoted number is the same.
+NUMBER_LIKE = re.compile(r"[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
+def yaml11_number(text: str) -> str:
+    """`text` as a YAML 1.1 number: 1e-4 -> 1.0e-4, 3E5 -> 3.0e+5."""
+    mantissa, e, exponent = text.lower().partition("e")
+    if e and "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + e + exponent
+
+
+def number_strings(parameters, where: str = "parameters") -> list[str]:
+    """Each string that looks like a number in the parameters' values (value, values, min, max,
+    a distribution's mu, sigma, q, ...; nested parameters too), with the fix, a line each."""
+    if not isinstance(parameters, dict):
+        return []  # the schema check says what is wrong with it
+    problems = []
+    for key, spec in parameters.items():
+        for field, value in spec.items() if isinstance(spec, dict) else []:
+            if field == "parameters":
+                problems += number_strings(value, f"{where}.{key}.parameters")
+                continue
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                if isinstance(item, str) and NUMBER_LIKE.fullmatch(item):
+                    place = f"{where}.{key}.{field}" + ("" if i is None else f"[{i}]")
+                    problems.append(f"{place}: {item!r} is a string to YAML 1.1 (what `wandb sweep` reads), "
+                                    f"not a number; write {yaml11_number(item)}")
+    return problems
+
+
+def load_sweep_file(path: Path) -> dict:
+    """The sweep file as `wandb sweep` reads it (YAML 1.1), schema-checked, with no number that
+    YAML 1.1 reads as a string (see NUMBER_LIKE)."""
+    config = read_sweep_yaml(path)
+    problems = number_strings(config.get("parameters") if isinstance(config, dict) else None)
+    if problems:
+        more = f" (and {len(problems) - 1} more: `nexus-sweep check {path}` lists them)" if len(problems) > 1 else ""
+        raise UserError(f"{path}: {problems[0]}{more}")
     problem = schema_problem(config)
     if problem:
         raise UserError(f"{path}: {problem}")
@@ -126,6 +173,23 @@ def covering_sets(config: dict) -> list[dict]:
     steps = max((len(values) for values in lists.values()), default=1)
     return [{**first, **{key: {"value": values[i % len(values)]} for key, values in lists.items()}}
             for i in range(steps)]
+
+
+def grid_size(config: dict) -> int:
+    """The number of runs of a grid sweep, as W&B's engine enumerates them (sweeps.grid_search)."""
+    import numpy as np
+
+    from sweeps.params import HyperParameter, HyperParameterSet
+
+    size = 1
+    for p in HyperParameterSet.from_config(config["parameters"]):
+        if p.type == HyperParameter.INT_UNIFORM:
+            size *= p.config["max"] - p.config["min"] + 1
+        elif p.type == HyperParameter.Q_UNIFORM:
+            size *= len(np.arange(p.config["min"], p.config["max"], p.config["q"]))
+        elif p.type == HyperParameter.CATEGORICAL:
+            size *= len(p.config["values"])
+    return size
 
 
 def check_parameter_values(config: dict, fixed_args: list[str]) -> None:
