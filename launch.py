@@ -26,9 +26,13 @@ def train(cfg: DictConfig) -> None:
 
     from nexus.config import group_choices
     from nexus.run import run
+    from nexus.tracking import SweepRunWithoutWandb
 
     runtime = HydraConfig.get().runtime
-    run(cfg, runtime.output_dir, group_choices(runtime.choices))
+    try:
+        run(cfg, runtime.output_dir, group_choices(runtime.choices))
+    except SweepRunWithoutWandb as err:  # no summary.json says completed: main() exits 1
+        print(f"run failed: {err}", file=sys.stderr)
 
 
 def all_jobs_completed(output_dir: Path, multirun: bool, since: float) -> bool:
@@ -67,4 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nexus.tracking import end_process
+
+    sys.exit(end_process(main()))

@@ -101,12 +101,42 @@ def check(cfg: DictConfig) -> None:
     _number(cfg, "model.max_seq_length", int, 1)
     _choice(cfg, "logger.backend", ("wandb", "none"))
     if cfg.logger.backend == "wandb":
-        _choice(cfg, "logger.mode", ("auto", "offline", "online", "disabled"))
+        wandb_mode(cfg.logger)
         _number(cfg, "logger.init_timeout", float, 0, strict=True)
     for split in ("train", "val", "test"):
         limit = cfg.data.limit[split]
         if limit is not None:
             _number(cfg, f"data.limit.{split}", int, 1)
+
+
+# logger.mode's values, and W&B's own names that mean one of them (wandb.Settings.mode, wandb 0.31:
+# "dryrun" is its old name for offline, "run" for online).
+WANDB_MODES = {"auto": "auto", "online": "online", "offline": "offline", "disabled": "disabled",
+               "dryrun": "offline", "run": "online"}
+# The values W&B's boolean variables accept, in any case (wandb.env.strtobool).
+TRUE_WORDS, FALSE_WORDS = ("y", "yes", "t", "true", "on", "1"), ("n", "no", "f", "false", "off", "0")
+
+
+def wandb_mode(logger: DictConfig) -> tuple[str, str]:
+    """The W&B mode a run asks for (auto, online, offline or disabled) and the setting that decided it.
+
+    logger.mode set in a config file or on the command line decides. Left at its default
+    (`${oc.env:WANDB_MODE,auto}`), the environment decides as it does for W&B: WANDB_DISABLED=true
+    means no W&B run (wandb 0.31 itself no longer reads it; older wandb and Hugging Face's trainer
+    do), then WANDB_MODE, then `auto`."""
+    from_environment = OmegaConf.is_interpolation(logger, "mode")
+    if from_environment:
+        disabled = os.environ.get("WANDB_DISABLED", "")
+        if disabled.lower() in TRUE_WORDS:
+            return "disabled", f"WANDB_DISABLED={disabled}"
+        if disabled.lower() not in ("", *FALSE_WORDS):
+            raise UserError(f"WANDB_DISABLED={disabled!r}: expected true or false, as W&B reads them: "
+                            "true/false, yes/no, y/n, t/f, on/off, 1/0")
+    setting = "WANDB_MODE" if from_environment and "WANDB_MODE" in os.environ else "logger.mode"
+    if logger.mode not in WANDB_MODES:
+        raise UserError(f"{setting}={logger.mode!r}: choose one of auto, online, offline, disabled "
+                        "(W&B's dryrun means offline)")
+    return WANDB_MODES[logger.mode], f"{setting}={logger.mode}"
 
 
 def check_adapter(cfg: DictConfig) -> None:

@@ -8,6 +8,7 @@ from hydra import compose
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
 from nexus.adapter import mlp_hidden
+from nexus.agent import check_agent_parameters
 from nexus.backbone import embedding_dimension, resolve_backbone
 from nexus.compose import MULTIRUN_FLAGS, hydra_context
 from nexus.config import NESTED_GROUPS, check, check_writable, hydra_spelling
@@ -59,6 +60,7 @@ def preflight(argv: list[str]) -> str | None:
             for job in jobs:
                 cfg = compose(config_name="config", overrides=job, return_hydra_config=True)
                 check(cfg)
+                check_agent_parameters(cfg, cfg.hydra.runtime.choices)
                 run_dir = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
                 check_writable(run_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
                 check_writable(cfg.paths.cache_dir, "paths.cache_dir")

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from nexus.config import configuration_id, flatten
+from nexus.agent import sweep_id
+from nexus.config import configuration_id, flatten, wandb_mode
 from nexus.errors import one_line
 from nexus.run_folder import (EVENTS_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_DIR, RESULTS_FILE, SUMMARY_FILE,
                               append_jsonl, write_json_atomic, write_jsonl)
@@ -74,21 +77,38 @@ def credentials_source() -> str | None:
     return "W&B's settings (wandb login)" if settings.api_key else None
 
 
-def choose_mode(requested: str) -> tuple[str, str]:
-    """W&B mode for logger.mode, and why: `auto` is online exactly when W&B has credentials."""
+def choose_mode(requested: str, setting: str | None = None) -> tuple[str, str]:
+    """W&B mode for `requested` (as nexus.config.wandb_mode gives it, with the `setting` that decided
+    it: `logger.mode=...`, `WANDB_MODE=...`), and why: `auto` is online exactly when W&B has credentials."""
+    setting = setting or f"logger.mode={requested}"
     if requested != "auto":
-        return requested, f"logger.mode={requested}"
+        return requested, setting
     source = credentials_source()
     if source:
-        return "online", f"logger.mode=auto; credentials from {source}"
-    return "offline", "logger.mode=auto; no W&B credentials in WANDB_API_KEY, ~/.netrc or `wandb login`"
+        return "online", f"{setting}; credentials from {source}"
+    return "offline", f"{setting}; no W&B credentials in WANDB_API_KEY, ~/.netrc or `wandb login`"
+
+
+def route_wandb_notices(wandb) -> None:
+    """W&B's notices and warnings to its own log (the active run's debug.log), not the console; its
+    errors stay on the console. They are about calls this harness makes, which a user cannot change
+    (`Symlinked 2 files into the W&B run directory; call wandb.save again`, `Artifact ... already
+    exists`, `Loaded credentials`), and the console keeps what the user can act on: our own lines.
+    W&B sends them all through its terminal functions (wandb.termwarn, also for wandb-core's
+    warnings), which hand them to a logger in its silent mode; only the settings of wandb.setup reach
+    those functions, not wandb.init's `silent` (wandb 0.31)."""
+    import logging
+
+    settings = wandb.setup().settings
+    wandb.termsetup(wandb.Settings(silent=settings.silent, show_errors=settings.show_errors, show_info=False,
+                                   show_warnings=False), logging.getLogger("wandb"))
 
 
 class WandbRun:
-    """One W&B run per job, files inside the run folder. Online only with credentials (`auto`);
-    a server that does not answer within logger.init_timeout costs that wait, then an offline run."""
+    """One W&B run per job, files inside the run folder, in `mode` (online or offline). A server that
+    does not answer within logger.init_timeout costs that wait, then the run is logged offline."""
 
-    def __init__(self, cfg, run_dir: Path, resumed: dict | None, choices: dict):
+    def __init__(self, cfg, run_dir: Path, resumed: dict | None, choices: dict, mode: str):
         import wandb
 
         self.wandb = wandb
@@ -96,16 +116,10 @@ class WandbRun:
         self.log_model = bool(cfg.logger.log_model)
         self.events: list[dict] = list((resumed or {}).get("events", []))
         names = describe(cfg)
-        sweep_id = os.environ.get("WANDB_SWEEP_ID")  # set by `wandb agent`
         previous_id = (resumed or {}).get("wandb_id")
         # W&B does not resume a run inside a sweep: a resumed sweep run is a new W&B run that names
         # the one it continues and carries the epochs before the checkpoint again (log_start).
-        self.replay = list((resumed or {}).get("history", [])) if sweep_id and previous_id else []
-        mode, why = choose_mode(cfg.logger.mode)
-        print(f"W&B: {mode} ({why})")
-        if sweep_id and mode == "offline":
-            print(f"warning: W&B sweep {sweep_id} will not see this run: it is logged offline; upload it "
-                  "later with `nexus-publish` or `wandb sync`", file=sys.stderr)
+        self.replay = list((resumed or {}).get("history", [])) if sweep_id() and previous_id else []
         init = dict(
             id=None if self.replay else previous_id,
             resume="allow" if previous_id and not self.replay else None,
@@ -122,13 +136,28 @@ class WandbRun:
             reinit="finish_previous",
             settings=wandb.Settings(console="off", silent=True, init_timeout=float(cfg.logger.init_timeout)),
         )
+        route_wandb_notices(wandb)
+        online_runs_before = set((run_dir / "wandb").glob("run-*"))  # a resumed run's own, for one
+        started = time.monotonic()
         try:
             self.run = wandb.init(mode=mode, **init)
         except Exception as err:
             if mode != "online":
                 raise
-            print(f"warning: W&B server not reachable ({one_line(err)[:200]}); logging offline "
-                  "instead: upload later with `nexus-publish` or `wandb sync`", file=sys.stderr)
+            # W&B leaves the failed attempt's folder, wandb/run-<time>-<id> (state finished, nothing
+            # logged), beside the offline run; readers would take it for this run's copy on the server.
+            # wandb-core still holds its files open, and never writes to them again.
+            for attempt in set((run_dir / "wandb").glob("run-*")) - online_runs_before:
+                shutil.rmtree(attempt)
+            timeout = float(cfg.logger.init_timeout)
+            server = wandb.setup().settings.base_url
+            wandb_says = (str(err).strip().splitlines() or [type(err).__name__])[0]  # not its advice below
+            failure = (f"did not answer within logger.init_timeout={timeout:g} s"
+                       if time.monotonic() - started >= timeout else f"refused the run ({wandb_says})")
+            print(f"warning: W&B server {server} {failure}; logging offline instead: upload later with "
+                  "`nexus-publish` or `wandb sync`", file=sys.stderr)
+            warn_if_the_sweep_will_not_see_it("offline")
+            OFFLINE_FALLBACKS.append(run_dir)
             self.run = wandb.init(mode="offline", **init)
         if self.replay:
             self.run.summary["resumed_from"] = previous_id
@@ -196,14 +225,40 @@ class WandbRun:
         return panels
 
 
+class SweepRunWithoutWandb(RuntimeError):
+    """W&B could not start a run that `wandb agent` started: the sweep would never see it."""
+
+
+def warn_if_the_sweep_will_not_see_it(mode: str) -> None:
+    if sweep_id() and mode != "online":
+        how = "W&B is disabled" if mode == "disabled" else ("it is logged offline; upload it later with "
+                                                             "`nexus-publish` or `wandb sync`")
+        print(f"warning: W&B sweep {sweep_id()} will not see this run: {how}", file=sys.stderr)
+
+
 class RunLog:
-    """Fans each record out to every sink; a failing W&B sink is dropped with a warning."""
+    """Fans each record out to every sink; a failing W&B sink is dropped with a warning, except in a
+    run of `wandb agent`, which stops before training instead (SweepRunWithoutWandb): the agent
+    would count the run a success that the sweep never sees."""
 
     def __init__(self, cfg, run_dir: Path, resumed: dict | None = None, choices: dict | None = None):
         """`choices`: the option picked in each config group, for W&B's config (wandb_config)."""
         self.sinks: list = [LocalFiles(run_dir, resumed)]
-        if cfg.logger.backend == "wandb":
-            self._guard(lambda: self.sinks.append(WandbRun(cfg, run_dir, resumed, choices or {})), "init")
+        if cfg.logger.backend != "wandb":
+            return
+        mode, why = choose_mode(*wandb_mode(cfg.logger))
+        print(f"W&B: {mode} ({why})" + (": no W&B run, local files only" if mode == "disabled" else ""))
+        warn_if_the_sweep_will_not_see_it(mode)
+        if mode == "disabled":
+            return
+        if not sweep_id():
+            self._guard(lambda: self.sinks.append(WandbRun(cfg, run_dir, resumed, choices or {}, mode)), "init")
+            return
+        try:
+            self.sinks.append(WandbRun(cfg, run_dir, resumed, choices or {}, mode))
+        except Exception as err:  # noqa: BLE001  any failure of W&B's init: the run stops here
+            raise SweepRunWithoutWandb(f"W&B init failed for this run of sweep {sweep_id()} ({one_line(err)[:300]}); "
+                                       "stopped before training, so that `wandb agent` marks it failed") from err
 
     @property
     def wandb_id(self) -> str | None:
@@ -252,21 +307,32 @@ def read_offline_run_state(path: Path) -> dict:
 
 WANDB_TEARDOWN_S = 10
 
+# Run folders whose W&B run fell back to offline in this process (WandbRun), for end_process.
+OFFLINE_FALLBACKS: list[Path] = []
 
-def leave_wandb(code: int) -> int:
+
+def leave_wandb(code: int, skip_exit_hooks: bool = False) -> int:
     """`code`, once W&B has shut down, for a command that ends after a W&B request failed. W&B's
     own teardown (what its atexit hook runs) gets WANDB_TEARDOWN_S: after a request that timed out
     its service process can stay busy with it, and the teardown waits for the process without a
     limit (wandb 0.31), so the error was printed and then the command sometimes hung at exit. If
-    the teardown has not finished by then, the process exits now (skipping that hook); W&B's
-    service exits by itself when it sees its parent gone."""
+    the teardown has not finished by then, or `skip_exit_hooks`, the process exits now (skipping
+    the remaining exit hooks); W&B's service exits by itself when it sees its parent gone."""
     import wandb
 
     teardown = threading.Thread(target=wandb.teardown, daemon=True)
     teardown.start()
     teardown.join(WANDB_TEARDOWN_S)
-    if teardown.is_alive():
+    if teardown.is_alive() or skip_exit_hooks:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def end_process(code: int) -> int:
+    """`code`, for a process about to exit with it (launch.py). After a run here fell back to
+    offline, W&B's own exit hook sends its report of the failed init to the server that did not
+    answer and waits for it (up to 20 s, wandb 0.31: a smoke run took 40 s instead of 20), so the
+    process ends once W&B has shut down (leave_wandb), without it; the run's files are complete."""
+    return leave_wandb(code, skip_exit_hooks=True) if OFFLINE_FALLBACKS else code
