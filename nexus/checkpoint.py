@@ -34,6 +34,15 @@ def load_checkpoint(run_dir: Path, resume, config: dict) -> dict | None:
     return state
 
 
+def networks_to(state: dict, device: str) -> None:
+    """A checkpoint is loaded on the CPU: its networks (the current one, the best so far, each
+    architecture's best) go where the run trains, in place, so PAI's tracker, which the same file
+    pickled with them, keeps pointing at them."""
+    best = [state["best"], *state.get("architectures", {}).values()]
+    for net in (state["net"], *(b.net for b in best)):
+        net.to(device)
+
+
 def remove_checkpoint(run_dir: Path) -> None:
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
 

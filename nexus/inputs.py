@@ -113,12 +113,16 @@ def encode_splits(splits: dict[str, Pairs], backbone, model_cfg, cache_dir: str,
     def encode(sentences: list[str]) -> np.ndarray:
         on = pick_device(model_cfg.encode_device)
         print(f"encoding {len(sentences)} new sentences on {on} (cached for later runs)")
+        home = backbone.device
         backbone.to(on)
         # Called under the cache's lock, so no other process encodes now; sweep workers that wait
         # for this cache are idle: every core, whatever share of them this run was given.
-        with torch_threads(max(torch.get_num_threads(), os.cpu_count() or 1)):
-            return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
-                                   convert_to_numpy=True, show_progress_bar=True)
+        try:
+            with torch_threads(max(torch.get_num_threads(), os.cpu_count() or 1)):
+                return backbone.encode(sentences, batch_size=int(model_cfg.encode_batch_size),
+                                       convert_to_numpy=True, show_progress_bar=True)
+        finally:
+            backbone.to(home)  # back where it was loaded: the card's memory is the runs' again
 
     # One cache call for all splits: a single progress bar, a single shard.
     sentences = [s for pairs in splits.values() for s in (*pairs.sentences1, *pairs.sentences2)]

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from nexus.adapter import build_layers
 from nexus.backbone import load_backbone, pick_device
-from nexus.checkpoint import completed_run, load_checkpoint, remove_checkpoint, save_checkpoint
+from nexus.checkpoint import completed_run, load_checkpoint, networks_to, remove_checkpoint, save_checkpoint
 from nexus.config import configuration_id
 from nexus.data import Pairs, load_splits
 from nexus.evaluate import correlations, cosine_predictions
@@ -66,7 +66,8 @@ def train_and_evaluate(cfg, run_dir: Path, log: RunLog, summary: dict, resumed: 
     growth = make_growth(cfg.pai, cfg.train, run_dir, device, extra_groups)
     if resumed:
         growth.restore(resumed["growth"])
-        net = resumed["net"].to(device)
+        networks_to(resumed, device)
+        net = resumed["net"]
         print(f"resuming after epoch {resumed['epoch']}")
     else:
         dim = backbone.get_embedding_dimension()
@@ -177,6 +178,8 @@ def run(cfg, run_dir: str | Path, choices: dict | None = None) -> dict:
     if threading.current_thread() is threading.main_thread():
         # Schedulers preempt with SIGTERM: finish the current batch, keep the last checkpoint, exit.
         previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if torch.cuda.is_initialized():  # this run's own peak, not an earlier job's of this process (multirun)
+        torch.cuda.reset_peak_memory_stats()
     try:
         train_and_evaluate(cfg, run_dir, log, summary, resumed, stop)
         summary["status"] = "completed"

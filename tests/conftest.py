@@ -23,18 +23,30 @@ REPO = Path(__file__).resolve().parents[1]
 set_denormal_flushing(True)
 
 
+CARDS = os.environ.get("CUDA_VISIBLE_DEVICES")  # the GPUs this test process was given, if it names them
+
+
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests need a CUDA GPU: elsewhere each is skipped and says so."""
-    gpu_tests = [item for item in items if "gpu" in item.keywords]
-    if not gpu_tests:
-        return
+    """Where torch sees no GPU, each `gpu` test is skipped and says why. Where it sees one, the
+    other tests still check what the README promises of the CPU (runs equal to the last bit across
+    processes, launchers and resumes): their runs are kept off the cards, as CUDA_VISIBLE_DEVICES=""
+    keeps any program off them; the `gpu` tests give their runs the cards back (`with_gpus`)."""
     # NVML answers without starting CUDA in this process: runs forked from it later could not start it.
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
-    if not torch.cuda.is_available():
-        for item in gpu_tests:
+    if torch.cuda.is_available():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return
+    for item in items:
+        if "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU: torch sees none here"))
+
+
+def with_gpus(env: dict) -> dict:
+    """`env` with the GPUs this test process was given: for the runs of `gpu` tests."""
+    env = {k: v for k, v in env.items() if k != "CUDA_VISIBLE_DEVICES"}
+    return env if CARDS is None else {**env, "CUDA_VISIBLE_DEVICES": CARDS}
 
 
 @pytest.fixture(scope="session", autouse=True)

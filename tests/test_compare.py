@@ -150,7 +150,7 @@ def write_run(
             (folder / "predictions").mkdir()
             for split in ("val", "test"):
                 lines = ["row,line,gold,pred"] + [
-                    f"{row},{row + 1},{g!r},{p!r}" for row, (g, p) in enumerate(zip(gold, pred))
+                    f"{row},{row + 1},{float(g)!r},{float(p)!r}" for row, (g, p) in enumerate(zip(gold, pred))
                 ]
                 (folder / "predictions" / f"{split}.csv").write_text("\n".join(lines) + "\n")
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -4,7 +4,7 @@ the adapters train on the cores, and the same seed twice. Marked `gpu`: skipped,
 where torch sees no GPU (conftest).
 
 Every run is a process of its own, started as a user starts one (`python launch.py`, `python -m
-nexus.sweep`), so what a run does with CUDA is the run's, not this test process's."""
+nexus.sweep`), with the GPUs this test process was given (conftest keeps them from other tests)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, read_json
+from conftest import REPO, Hold, read_json, read_jsonl, wait_for, with_gpus
 
 pytestmark = pytest.mark.gpu
 
@@ -31,9 +31,9 @@ FINETUNE_SMOKE = ["+experiment=finetune", "data.limit.train=64", "data.limit.val
 
 
 def run(args: list[str], env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python ARGS` from the repository root; fails the test with its output unless it exits 0."""
-    done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    """`python ARGS` from the repository root, on the GPUs; fails the test with its output unless it exits 0."""
+    done = subprocess.run([sys.executable, *args], cwd=REPO, env=with_gpus(env or os.environ), capture_output=True,
+                          text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -50,17 +50,44 @@ def finetuned(tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_a_bf16_fine_tuning_run_on_the_gpu_reloads_on_the_cpu(finetuned):
-    from nexus.model import load_model
+ENCODE_ON_BOTH = """import sys, numpy as np
+from nexus.model import load_model
+sentences = ["A man is playing a guitar.", "Dendrites grow on an adapter.", "Ein Hund läuft im Park."]
+np.savez(sys.argv[2], **{device: load_model(sys.argv[1], device=device).encode(sentences) for device in ("cuda", "cpu")})
+"""
 
+
+def test_a_bf16_fine_tuning_run_on_the_gpu_reloads_on_the_cpu(finetuned, tmp_path):
     summary = read_json(finetuned / "summary.json")
     assert summary["status"] == "completed"
     assert summary["config"]["train"]["precision"] == "auto"  # auto: bf16 autocast on a GPU
     assert summary["gpu/peak_memory_mb"] > 0
-    sentences = ["A man is playing a guitar.", "Dendrites grow on an adapter.", "Ein Hund läuft im Park."]
-    on_gpu = load_model(finetuned / "model", device="cuda").encode(sentences, convert_to_numpy=True)
-    on_cpu = load_model(finetuned / "model", device="cpu").encode(sentences, convert_to_numpy=True)
-    np.testing.assert_allclose(on_cpu, on_gpu, atol=CPU_EMBEDDING_TOLERANCE)
+    run(["-c", ENCODE_ON_BOTH, str(finetuned / "model"), str(tmp_path / "embeddings.npz")])
+    embeddings = np.load(tmp_path / "embeddings.npz")
+    np.testing.assert_allclose(embeddings["cpu"], embeddings["cuda"], atol=CPU_EMBEDDING_TOLERANCE)
+
+
+def test_a_run_killed_on_the_gpu_resumes_from_its_checkpoint(finetuned, tmp_path):
+    """Killed after epoch 0's checkpoint, the same command goes on from it, backbone and adapter on
+    the card again, and ends as the uninterrupted run does, within the GPU's tolerance."""
+    run_dir = tmp_path / "run"
+    hold = Hold(tmp_path / "hold", epoch=0)
+    args = [sys.executable, "launch.py", *FINETUNE_SMOKE, "seed=0", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(args, cwd=REPO, env=with_gpus(hold.env), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: process.pid in hold.held(), "the run to wait after epoch 0", process)
+        process.kill()
+        process.wait()
+    finally:
+        hold.release_all()
+    assert read_json(run_dir / "summary.json")["status"] == "running"
+    assert "resuming after epoch 0" in run(args[1:]).stdout
+    resumed = read_json(run_dir / "summary.json")
+    uninterrupted = read_json(finetuned / "summary.json")
+    assert resumed["status"] == "completed"
+    assert abs(resumed["best/val_spearman"] - uninterrupted["best/val_spearman"]) <= SAME_SEED_TOLERANCE
+    assert len(read_jsonl(run_dir / "metrics.jsonl")) == len(read_jsonl(finetuned / "metrics.jsonl"))
 
 
 def test_the_same_seed_twice_gives_the_same_best_dev_within_the_stated_tolerance(finetuned, tmp_path):
