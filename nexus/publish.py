@@ -183,15 +183,6 @@ def workspace(p: Plan, verdicts: str):
     import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
 
-    class FlatConfigScatter(wr.ScatterPlot):
-        """wr.Config("train.lr") is written as the path of a nested config (train.value.lr); the
-        runs' config has the flat key `train.lr` (path train.lr.value)."""
-
-        def _to_model(self):
-            model = super()._to_model()
-            model.config.x_axis = f"config:{self.x.name}.value"
-            return model
-
     def curve(metric: str, title: str):  # mean over the seeds of each run group, band min..max
         return wr.LinePlot(title=title, x="epoch", y=[metric], groupby="Group", groupby_aggfunc="mean",
                            groupby_rangefunc="minmax")
@@ -205,12 +196,16 @@ def workspace(p: Plan, verdicts: str):
                 curve("val/spearman", "dev Spearman"), curve("train/loss", "train loss"),
                 curve("pai/dendrites", "dendrites")]),
             ws.Section(name="Best dev Spearman by learning rate (colour: PAI mode)", is_open=True, panels=[
-                FlatConfigScatter(title="best dev Spearman against train.lr", x=wr.Config("train.lr"),
-                                  y=wr.SummaryMetric("best/val_spearman"), log_x=True)]),
+                # x: the adapter's learning rate as the run logged it (train/lr), not the config key
+                # train.lr: wandb-workspaces reads a panel's config path as a nested config's, so a
+                # workspace loaded and saved in code would point at train.value.lr, which no run has.
+                wr.ScatterPlot(title="best dev Spearman against train/lr", x=wr.SummaryMetric("train/lr"),
+                               y=wr.SummaryMetric("best/val_spearman"), log_x=True)]),
             ws.Section(name="Verdict", is_open=True, panels=[wr.MarkdownPanel(markdown=verdicts)]),
         ],
         # Runs grouped by job type, then PAI mode: a group's runs share a colour, so the scatter
-        # shows the modes apart. The Config path is given whole for the same reason as above.
+        # shows the modes apart. The runset's Config path is given whole (flat key `pai.mode`); the
+        # runset keeps it through a load and save.
         runset_settings=ws.RunsetSettings(
             groupby=[ws.Metric("JobType"), ws.Config("pai.mode.value")], pinned_columns=COLUMNS,
             filters=[ws.Tags().isin([f"sweep:{name}"])] if p.sweep else ""),
