@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, Hold, read_json, read_jsonl, wait_for, with_gpus
+from conftest import CARDS, REPO, Hold, read_json, read_jsonl, wait_for, with_gpus
 
 pytestmark = pytest.mark.gpu
 
@@ -115,7 +115,7 @@ def test_a_fine_tuning_sweep_forks_every_run_onto_the_card(tmp_path):
                           "--gpus", "all", "--runs-per-gpu", "4")
     assert "each run forked from this runner, 4 at a time" in output
     assert [r["state"] for r in state["runs"]] == ["completed"] * 4
-    first_card = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+    first_card = (CARDS or "0").split(",")[0]  # --gpus all, as CUDA numbers the cards this process was given
     assert {r["gpu"] for r in state["runs"]} == {first_card}
     # CUDA started in each forked child: each one measured what it held on the card
     assert all(r["summary"]["gpu/peak_memory_mb"] > 0 for r in state["runs"])

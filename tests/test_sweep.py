@@ -28,6 +28,11 @@ from nexus.sweep.sweep_file import check_sweep, program_args
 from nexus.tracking import read_offline_run
 
 SWEEPS = REPO / "sweeps"
+# Tests that play a GPU machine on one without NVIDIA's cards (CUDA_VISIBLE_DEVICES naming cards that
+# are not there): where nvidia-smi lists real ones, this process may have met CUDA with them hidden
+# (conftest), and tests/test_gpu.py runs the real thing.
+pretends_no_nvidia_cards = pytest.mark.skipif(bool(visible_gpus({})), reason="plays a GPU machine on one without "
+                                              "NVIDIA cards; this machine has them (tests/test_gpu.py runs them)")
 SMOKE_SETS = {(seed, pai) for seed in (0, 1) for pai in ("disabled", "history")}  # sweeps/smoke.yaml
 
 
@@ -357,6 +362,7 @@ def test_where_gpus_are_seen_runs_are_forked_when_a_forked_probe_can_use_cuda(tm
     assert run["state"] == "completed"
 
 
+@pretends_no_nvidia_cards
 def test_the_cuda_probe_reports_why_a_forked_child_cannot_start_cuda(monkeypatch):
     """The probe's answer, from a real forked child: None where the child sees no GPU (it trains
     on the CPU); after torch's default availability check ran in this process (what the runner's
@@ -473,9 +479,7 @@ def env_sweep(folder: Path, n: int) -> None:
 
 
 @pytest.mark.parametrize(("gpus", "visible", "cards"), [
-    pytest.param("0,1", None, ["0", "1"], marks=pytest.mark.skipif(
-        bool(visible_gpus({})), reason="the runner must see no card (no nvidia-smi); this machine's lists its own")),
-    ("all", "5,7", ["5", "7"])])
+    pytest.param("0,1", None, ["0", "1"], marks=pretends_no_nvidia_cards), ("all", "5,7", ["5", "7"])])
 def test_each_run_gets_one_gpu_spread_evenly_and_a_share_of_the_cpu_threads(gpus, visible, cards, tmp_path,
                                                                            monkeypatch, capsys):
     """--gpus G --runs-per-gpu 2: 4 runs at once, 2 a card; GPU numbers count the cards the runner
