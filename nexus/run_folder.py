@@ -1,4 +1,4 @@
-"""A run's folder: the names of its files (the contract in README, "A run's folder"), and the one
+"""A run's folder: the names of its files (the contract in docs/run-folder.md), and the one
 way each is written and read. Written atomically, so a kill never leaves half a file looking whole."""
 
 from __future__ import annotations

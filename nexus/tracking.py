@@ -1,6 +1,6 @@
 """Where a run's numbers go: local files always (metrics.jsonl, events.jsonl, summary.json), W&B when on.
 
-One vocabulary everywhere (README, "A run's folder"). Local files are written first and W&B errors
+One vocabulary everywhere (docs/run-folder.md). Local files are written first and W&B errors
 are contained, so a W&B failure (disk, bad settings, no server) never loses the local record.
 """
 

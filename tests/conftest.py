@@ -28,7 +28,7 @@ CARDS = os.environ.get("CUDA_VISIBLE_DEVICES")  # the GPUs this test process was
 
 def pytest_collection_modifyitems(config, items):
     """Where torch sees no GPU, each `gpu` test is skipped and says why. Where it sees one, the
-    other tests still check what the README promises of the CPU (runs equal to the last bit across
+    other tests still check what docs/reliability.md promises of the CPU (runs equal to the last bit across
     processes, launchers and resumes): their runs are kept off the cards, as CUDA_VISIBLE_DEVICES=""
     keeps any program off them; the `gpu` tests give their runs the cards back (`with_gpus`)."""
     # NVML answers without starting CUDA in this process: runs forked from it later could not start it.

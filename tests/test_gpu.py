@@ -21,7 +21,7 @@ from conftest import CARDS, REPO, Hold, read_json, read_jsonl, wait_for, with_gp
 
 pytestmark = pytest.mark.gpu
 
-# What README.md ("Reliability") promises for full fine-tuning on a GPU: cuBLAS and bf16 autocast
+# What docs/reliability.md ("Determinism") promises for full fine-tuning on a GPU: cuBLAS and bf16 autocast
 # make the same seed reproducible to this, not to the last bit.
 SAME_SEED_TOLERANCE = 2e-3
 # A model folder saved on the GPU and loaded on the CPU: the same fp32 weights, other kernels.
