@@ -8,6 +8,7 @@ import copy
 import io
 import platform
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -176,20 +177,11 @@ def covering_sets(config: dict) -> list[dict]:
 
 
 def grid_size(config: dict) -> int:
-    """The number of runs of a grid sweep, as W&B's engine enumerates them (sweeps.grid_search)."""
-    import numpy as np
+    """The number of runs of a grid sweep: W&B's own engine proposes them all, then None."""
+    import_sweeps()
+    from sweeps.grid_search import grid_search_next_runs
 
-    from sweeps.params import HyperParameter, HyperParameterSet
-
-    size = 1
-    for p in HyperParameterSet.from_config(config["parameters"]):
-        if p.type == HyperParameter.INT_UNIFORM:
-            size *= p.config["max"] - p.config["min"] + 1
-        elif p.type == HyperParameter.Q_UNIFORM:
-            size *= len(np.arange(p.config["min"], p.config["max"], p.config["q"]))
-        elif p.type == HyperParameter.CATEGORICAL:
-            size *= len(p.config["values"])
-    return size
+    return len(grid_search_next_runs([], config, n=sys.maxsize)) - 1
 
 
 def check_parameter_values(config: dict, fixed_args: list[str]) -> None:
